@@ -1,0 +1,121 @@
+// Package release holds what Capstan serves to devices — apps, channels,
+// bundles and device overrides — as immutable in-memory snapshots kept in
+// step with a JetStream key-value bucket.
+package release
+
+import "time"
+
+// App is a Capacitor app, keyed by its appId (com.example.app).
+type App struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// ManifestEntry is one file of a delta (per-file) bundle.
+type ManifestEntry struct {
+	FileName    string `json:"file_name"`
+	FileHash    string `json:"file_hash"`
+	DownloadURL string `json:"download_url"`
+}
+
+// Bundle is the metadata of one uploaded web bundle version.
+type Bundle struct {
+	AppID   string `json:"app_id"`
+	Version string `json:"version"`
+	// Checksum is the SHA-256 hex of the plaintext zip, or the signed
+	// checksum of an encrypted bundle, returned to devices verbatim.
+	Checksum string `json:"checksum"`
+	// SessionKey is "" for plaintext bundles, else base64(iv):base64(rsa(key)).
+	SessionKey string `json:"session_key,omitempty"`
+	KeyID      string `json:"key_id,omitempty"`
+	// Object names the zip in the object store; empty when ExternalURL is set.
+	Object string `json:"object,omitempty"`
+	// ObjectSHA256 is the SHA-256 hex of the stored bytes (the ETag).
+	ObjectSHA256 string          `json:"object_sha256,omitempty"`
+	Size         int64           `json:"size,omitempty"`
+	ExternalURL  string          `json:"external_url,omitempty"`
+	Manifest     []ManifestEntry `json:"manifest,omitempty"`
+	// MinUpdateVersion is the lowest native version allowed to take this
+	// bundle under the version_number policy.
+	MinUpdateVersion string            `json:"min_update_version,omitempty"`
+	Link             string            `json:"link,omitempty"`
+	Comment          string            `json:"comment,omitempty"`
+	Breaking         bool              `json:"breaking,omitempty"`
+	Data             map[string]string `json:"data,omitempty"`
+	CreatedAt        time.Time         `json:"created_at"`
+}
+
+// Auto-update policies of a channel (Capgo's disable_auto_update).
+const (
+	PolicyNone          = "none"
+	PolicyMajor         = "major"
+	PolicyMinor         = "minor"
+	PolicyPatch         = "patch"
+	PolicyVersionNumber = "version_number"
+)
+
+// Channel routes devices of an app to a bundle.
+type Channel struct {
+	AppID string `json:"app_id"`
+	Name  string `json:"name"`
+	// ID is a small stable number shown to devices by listChannels.
+	ID int64 `json:"id"`
+	// Bundle is the version devices get; "" sends them back to builtin.
+	Bundle string `json:"bundle"`
+	// RolloutBundle is given to RolloutPercent percent of devices (0–100).
+	RolloutBundle  string  `json:"rollout_bundle,omitempty"`
+	RolloutPercent float64 `json:"rollout_percent,omitempty"`
+
+	Public       bool `json:"public"`
+	AllowSelfSet bool `json:"allow_self_set"`
+
+	IOS      bool `json:"ios"`
+	Android  bool `json:"android"`
+	Electron bool `json:"electron"`
+
+	// DisableAutoUpdate is one of the Policy constants.
+	DisableAutoUpdate string `json:"disable_auto_update"`
+	// DisableUnderNative blocks bundles older than the native version.
+	DisableUnderNative bool `json:"disable_auto_update_under_native"`
+
+	AllowProd     bool `json:"allow_prod"`
+	AllowDev      bool `json:"allow_dev"`
+	AllowEmulator bool `json:"allow_emulator"`
+	AllowDevice   bool `json:"allow_device"`
+
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// NewChannel returns a channel with Capgo's defaults: every platform and
+// build kind allowed, updates blocked across majors and under native.
+func NewChannel(appID, name string) Channel {
+	return Channel{
+		AppID: appID, Name: name,
+		IOS: true, Android: true, Electron: true,
+		DisableAutoUpdate:  PolicyMajor,
+		DisableUnderNative: true,
+		AllowProd:          true, AllowDev: true,
+		AllowEmulator: true, AllowDevice: true,
+	}
+}
+
+// PlatformEnabled reports whether the channel serves the platform.
+func (c *Channel) PlatformEnabled(platform string) bool {
+	switch platform {
+	case "ios":
+		return c.IOS
+	case "android":
+		return c.Android
+	case "electron":
+		return c.Electron
+	}
+	return false
+}
+
+// Override pins one device of an app to a channel; set by an operator.
+type Override struct {
+	AppID    string `json:"app_id"`
+	DeviceID string `json:"device_id"` // lowercase
+	Channel  string `json:"channel"`
+}
