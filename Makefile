@@ -1,0 +1,45 @@
+# Capstan: `make run` starts everything on this machine, `make test` runs every test.
+GO       ?= go
+BIN      := bin/capstan
+DATA_DIR ?= ./data
+
+# Development defaults; override on the command line or in the environment.
+CAPSTAN_LISTEN         ?= 127.0.0.1:8080
+CAPSTAN_ADMIN_TOKEN    ?= dev-admin-token
+CAPSTAN_CLICKHOUSE_URL ?= clickhouse://default@127.0.0.1:9000/capstan
+export CAPSTAN_LISTEN CAPSTAN_ADMIN_TOKEN CAPSTAN_CLICKHOUSE_URL
+
+.PHONY: all build run test test-short deps vet fmt clickhouse-start clickhouse-stop clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/capstan
+
+# Installs what the tests need (Debian packages, chDB from npm); idempotent.
+deps:
+	bash .ci/install-deps
+
+# All-in-one: embedded NATS JetStream, a local ClickHouse, the front and the consumer.
+run: build
+	bash deploy/local/clickhouse.sh start $(DATA_DIR)/clickhouse
+	$(BIN) serve --data-dir $(DATA_DIR)
+
+clickhouse-start:
+	bash deploy/local/clickhouse.sh start $(DATA_DIR)/clickhouse
+
+clickhouse-stop:
+	bash deploy/local/clickhouse.sh stop $(DATA_DIR)/clickhouse
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 60m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin
