@@ -5,6 +5,5 @@ import (
 	"errors"
 )
 
-// Replaced by consume.go and stats.go.
-func runConsume(ctx context.Context, args []string) error { return errors.New("not implemented") }
-func runStats(ctx context.Context, args []string) error   { return errors.New("not implemented") }
+// Replaced by stats.go.
+func runStats(ctx context.Context, args []string) error { return errors.New("not implemented") }
