@@ -1,0 +1,172 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Proc is a child process the benchmark started and must stop.
+type Proc struct {
+	Name string
+	Cmd  *exec.Cmd
+	Log  string // file with its stdout and stderr
+	done chan error
+}
+
+// StartProc runs bin with args, its output going to logPath.
+func StartProc(name, bin string, args, env []string, logPath string) (*Proc, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s log: %w", name, err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = append(os.Environ(), env...)
+	// Own process group: a Ctrl-C on the benchmark reaches us, and we stop
+	// the child in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &Proc{Name: name, Cmd: cmd, Log: logPath, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait(); f.Close() }()
+	return p, nil
+}
+
+// Exited reports whether the process already ended, and how.
+func (p *Proc) Exited() (bool, error) {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return true, err
+	default:
+		return false, nil
+	}
+}
+
+// Stop sends SIGTERM, waits up to grace, then kills.
+func (p *Proc) Stop(grace time.Duration) error {
+	if p == nil || p.Cmd.Process == nil {
+		return nil
+	}
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return nil
+	case <-time.After(grace):
+		_ = p.Cmd.Process.Kill()
+		err := <-p.done
+		p.done <- err
+		return fmt.Errorf("%s did not stop within %s; killed", p.Name, grace)
+	}
+}
+
+// Tail returns the last n lines of the process log.
+func (p *Proc) Tail(n int) string {
+	b, err := os.ReadFile(p.Log)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// WaitHTTP polls url until it answers 200, the process dies or timeout.
+func WaitHTTP(ctx context.Context, url string, p *Proc, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	c := &http.Client{Timeout: 2 * time.Second}
+	var last string
+	for time.Now().Before(deadline) {
+		if p != nil {
+			if dead, err := p.Exited(); dead {
+				return fmt.Errorf("%s exited (%v) before %s answered:\n%s", p.Name, err, url, p.Tail(20))
+			}
+		}
+		resp, err := c.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s not ready after %s (last: %s)", url, timeout, last)
+}
+
+// Memory is a process's resident memory from /proc/<pid>/status.
+type Memory struct {
+	RSS, HWM int64 // bytes; HWM is the peak RSS
+}
+
+// ReadMemory reads VmRSS and VmHWM of pid.
+func ReadMemory(pid int) (Memory, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return Memory{}, fmt.Errorf("read memory: %w", err)
+	}
+	defer f.Close()
+	return parseStatus(f)
+}
+
+func parseStatus(r io.Reader) (Memory, error) {
+	var m Memory
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		fields := strings.Fields(v)
+		if len(fields) != 2 || fields[1] != "kB" {
+			return m, fmt.Errorf("unexpected %s line %q", k, sc.Text())
+		}
+		n, err := strconv.ParseInt(fields[0], 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("parse %s: %w", k, err)
+		}
+		if k == "VmRSS" {
+			m.RSS = n << 10
+		} else {
+			m.HWM = n << 10
+		}
+	}
+	if m.RSS == 0 {
+		return m, errors.New("no VmRSS in status")
+	}
+	return m, sc.Err()
+}
