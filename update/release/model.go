@@ -119,3 +119,10 @@ type Override struct {
 	DeviceID string `json:"device_id"` // lowercase
 	Channel  string `json:"channel"`
 }
+
+// Token is an admin API token, known only by the SHA-256 hex of its secret.
+type Token struct {
+	Hash      string    `json:"hash"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}

@@ -26,6 +26,8 @@ type Snapshot struct {
 	apps      map[string]*appState
 	overrides [overrideShards]map[overrideKey]string
 	nOverride int
+	// tokens holds admin token hashes by hex digest.
+	tokens map[string]Token
 }
 
 // Empty returns a snapshot with nothing in it.
@@ -116,6 +118,33 @@ func (s *Snapshot) Overrides(appID string, fn func(Override) bool) {
 // OverrideCount is the number of device overrides across all apps.
 func (s *Snapshot) OverrideCount() int { return s.nOverride }
 
+// TokenHashKnown reports whether an admin token with this SHA-256 hex exists.
+func (s *Snapshot) TokenHashKnown(hash string) bool {
+	_, ok := s.tokens[hash]
+	return ok
+}
+
+// Token returns the admin token with this SHA-256 hex.
+func (s *Snapshot) Token(hash string) (Token, bool) {
+	t, ok := s.tokens[hash]
+	return t, ok
+}
+
+// Tokens returns every admin token, sorted by name then hash.
+func (s *Snapshot) Tokens() []Token {
+	out := make([]Token, 0, len(s.tokens))
+	for _, t := range s.tokens {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b Token) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Hash, b.Hash)
+	})
+	return out
+}
+
 func shardOf(k overrideKey) int {
 	var h maphash.Hash
 	h.SetSeed(shardSeed)
@@ -134,6 +163,7 @@ type Builder struct {
 	ownShards [overrideShards]bool
 	dirtyList map[string]bool
 	intern    map[string]string
+	ownTokens bool
 }
 
 // NewBuilder starts from base (nil means empty).
@@ -141,7 +171,7 @@ func NewBuilder(base *Snapshot) *Builder {
 	if base == nil {
 		base = Empty()
 	}
-	next := &Snapshot{apps: make(map[string]*appState, len(base.apps)), overrides: base.overrides, nOverride: base.nOverride}
+	next := &Snapshot{apps: make(map[string]*appState, len(base.apps)), overrides: base.overrides, nOverride: base.nOverride, tokens: base.tokens}
 	for k, v := range base.apps {
 		next.apps[k] = v
 	}
@@ -250,6 +280,28 @@ func (b *Builder) DeleteOverride(appID, deviceID string) {
 	}
 	delete(b.shard(k), k)
 	b.next.nOverride--
+}
+
+// PutToken adds or replaces an admin token hash.
+func (b *Builder) PutToken(t Token) {
+	if !b.ownTokens {
+		m := make(map[string]Token, len(b.next.tokens)+1)
+		for k, v := range b.next.tokens {
+			m[k] = v
+		}
+		b.next.tokens = m
+		b.ownTokens = true
+	}
+	b.next.tokens[t.Hash] = t
+}
+
+// DeleteToken forgets an admin token hash.
+func (b *Builder) DeleteToken(hash string) {
+	if _, ok := b.next.tokens[hash]; !ok {
+		return
+	}
+	b.PutToken(Token{Hash: hash}) // takes ownership of the map
+	delete(b.next.tokens, hash)
 }
 
 // Build returns the new snapshot; the Builder must not be used after.

@@ -1,0 +1,102 @@
+package release
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// KV key scheme: a type prefix, then base64url (unpadded) segments, so app
+// ids with dots and versions with '+' or '/' never break NATS subjects.
+const (
+	kindApp      = "app"
+	kindChannel  = "chan"
+	kindBundle   = "bundle"
+	kindOverride = "ovr"
+	kindToken    = "token"
+	// kindChanSeq holds the last channel id handed out for an app.
+	kindChanSeq = "chanseq"
+)
+
+// maxSegment bounds ids, names and versions so keys stay small.
+const maxSegment = 256
+
+var b64 = base64.RawURLEncoding
+
+func enc(s string) string { return b64.EncodeToString([]byte(s)) }
+
+func appKey(app string) string         { return kindApp + "." + enc(app) }
+func chanKey(app, name string) string  { return kindChannel + "." + enc(app) + "." + enc(name) }
+func bundleKey(app, ver string) string { return kindBundle + "." + enc(app) + "." + enc(ver) }
+func ovrKey(app, dev string) string    { return kindOverride + "." + enc(app) + "." + enc(dev) }
+func tokenKey(hashHex string) string   { return kindToken + "." + hashHex }
+func chanSeqKey(app string) string     { return kindChanSeq + "." + enc(app) }
+
+// appPrefix is the key prefix of everything of kind k belonging to app.
+func appPrefix(k, app string) string { return k + "." + enc(app) + "." }
+
+// parsedKey is a decoded KV key.
+type parsedKey struct {
+	kind string
+	segs []string
+}
+
+// parseKey decodes a key written by this package.
+func parseKey(key string) (parsedKey, error) {
+	parts := strings.Split(key, ".")
+	pk := parsedKey{kind: parts[0]}
+	want := map[string]int{kindApp: 1, kindChannel: 2, kindBundle: 2, kindOverride: 2, kindToken: 1, kindChanSeq: 1}[pk.kind]
+	if want == 0 {
+		return pk, fmt.Errorf("key %q: unknown kind", key)
+	}
+	if len(parts)-1 != want {
+		return pk, fmt.Errorf("key %q: want %d segments", key, want)
+	}
+	if pk.kind == kindToken {
+		pk.segs = parts[1:]
+		return pk, nil
+	}
+	for _, p := range parts[1:] {
+		raw, err := b64.DecodeString(p)
+		if err != nil {
+			return pk, fmt.Errorf("key %q: %w", key, err)
+		}
+		pk.segs = append(pk.segs, string(raw))
+	}
+	return pk, nil
+}
+
+// validSegment rejects what must never be an id, name or version: empty,
+// oversized, invalid UTF-8 or control characters.
+func validSegment(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: %s is empty", ErrInvalid, what)
+	}
+	if len(s) > maxSegment {
+		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalid, what, maxSegment)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, what)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%w: %s contains a control character", ErrInvalid, what)
+		}
+	}
+	return nil
+}
+
+// validHashHex accepts a lowercase SHA-256 hex digest.
+func validHashHex(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

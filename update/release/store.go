@@ -1,0 +1,267 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Errors returned by Store methods, always wrapped with context; test
+// them with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrInUse    = errors.New("in use")
+	ErrInvalid  = errors.New("invalid")
+)
+
+// Defaults for Options.
+const (
+	DefaultBucket       = "capstan_releases"
+	DefaultObjectBucket = "capstan_bundles"
+)
+
+// Options configure a Store. Zero values pick the defaults.
+type Options struct {
+	// Bucket is the key-value bucket holding the release state.
+	Bucket string
+	// ObjectBucket is the object store bucket holding bundle zips.
+	ObjectBucket string
+	// Replicas of both buckets (1 for a single server).
+	Replicas int
+	// CacheDir holds downloaded bundle zips by SHA-256
+	// (e.g. <data-dir>/bundle-cache); default <tmp>/capstan-bundle-cache.
+	CacheDir string
+	// WriteWait bounds how long a write waits to see itself in the local
+	// snapshot before returning; default 5s.
+	WriteWait time.Duration
+	Logger    *slog.Logger
+	// Registerer receives the store's metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+}
+
+// Store keeps the release state in JetStream — a key-value bucket for
+// metadata, an object store for bundle zips — and mirrors it into an
+// in-memory Snapshot that every front reads without locking.
+type Store struct {
+	js   jetstream.JetStream
+	kv   jetstream.KeyValue
+	obs  jetstream.ObjectStore
+	opts Options
+	log  *slog.Logger
+	// subjPrefix is the subject prefix of the bucket's keys.
+	subjPrefix string
+
+	snap     atomic.Pointer[Snapshot]
+	applied  atomic.Uint64 // highest KV revision reflected in snap
+	loaded   atomic.Bool
+	watching atomic.Bool
+	ready    chan struct{}
+	once     sync.Once
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every swap
+
+	watchMu sync.Mutex
+	watcher jetstream.KeyWatcher // current watch, for tests
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	updates   prometheus.Counter
+	overrides prometheus.Gauge
+
+	fetchMu  sync.Mutex
+	fetching map[string]*bundleFetch
+}
+
+// Open creates or updates the buckets and starts mirroring them into
+// memory. It returns at once; use WaitReady before serving.
+func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, error) {
+	if opts.Bucket == "" {
+		opts.Bucket = DefaultBucket
+	}
+	if opts.ObjectBucket == "" {
+		opts.ObjectBucket = DefaultObjectBucket
+	}
+	if opts.Replicas <= 0 {
+		opts.Replicas = 1
+	}
+	if opts.CacheDir == "" {
+		opts.CacheDir = filepath.Join(os.TempDir(), "capstan-bundle-cache")
+	}
+	if opts.WriteWait <= 0 {
+		opts.WriteWait = 5 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      opts.Bucket,
+		Description: "Capstan release state: apps, channels, bundles, overrides, tokens",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    opts.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("release bucket %q: %w", opts.Bucket, err)
+	}
+	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      opts.ObjectBucket,
+		Description: "Capstan bundle zips",
+		Storage:     jetstream.FileStorage,
+		Replicas:    opts.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bundle object store %q: %w", opts.ObjectBucket, err)
+	}
+	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
+		return nil, fmt.Errorf("bundle cache dir: %w", err)
+	}
+	bundleCleanTemp(opts.CacheDir, log)
+	s := &Store{
+		js: js, kv: kv, obs: obs, opts: opts, log: log,
+		subjPrefix: "$KV." + opts.Bucket + ".",
+		ready:      make(chan struct{}),
+		changed:    make(chan struct{}),
+		done:       make(chan struct{}),
+		fetching:   map[string]*bundleFetch{},
+	}
+	s.registerMetrics(opts.Registerer)
+	s.snap.Store(Empty())
+	wctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go s.watchLoop(wctx)
+	return s, nil
+}
+
+func (s *Store) registerMetrics(reg prometheus.Registerer) {
+	s.updates = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "capstan_release_snapshot_updates_total",
+		Help: "Release snapshots swapped in (initial load and every batch of changes).",
+	})
+	s.overrides = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "capstan_release_overrides",
+		Help: "Device overrides in the current release snapshot.",
+	})
+	if reg == nil {
+		return
+	}
+	s.updates = registerOrReuse(reg, s.updates)
+	s.overrides = registerOrReuse(reg, s.overrides)
+}
+
+// registerOrReuse lets several stores in one process share a registry.
+func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(C); ok {
+				return old
+			}
+		}
+	}
+	return c
+}
+
+// Close stops mirroring; the Store must not be used after.
+func (s *Store) Close() {
+	s.cancel()
+	<-s.done
+}
+
+// Snapshot returns the current release state; never nil, never blocks.
+func (s *Store) Snapshot() *Snapshot { return s.snap.Load() }
+
+// TokenHashKnown reports whether an admin token with this SHA-256 hex exists.
+func (s *Store) TokenHashKnown(hashHex string) bool {
+	return s.snap.Load().TokenHashKnown(hashHex)
+}
+
+// Ready reports whether the initial snapshot is loaded and JetStream is
+// connected and watched.
+func (s *Store) Ready() bool {
+	return s.loaded.Load() && s.watching.Load() && s.js.Conn().IsConnected()
+}
+
+// Check returns why the store cannot serve, for /readyz; nil when it can.
+func (s *Store) Check(ctx context.Context) error {
+	if !s.loaded.Load() {
+		return errors.New("release snapshot not loaded yet")
+	}
+	if !s.watching.Load() {
+		return errors.New("release watch is down")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := s.js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}
+
+// WaitReady blocks until the initial snapshot is loaded or ctx ends.
+func (s *Store) WaitReady(ctx context.Context) error {
+	select {
+	case <-s.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for release snapshot: %w", ctx.Err())
+	}
+}
+
+// ensureReady is WaitReady bounded by WriteWait, for writes that consult
+// the snapshot.
+func (s *Store) ensureReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.WriteWait)
+	defer cancel()
+	return s.WaitReady(ctx)
+}
+
+// publish swaps in a new snapshot reflecting the KV up to rev.
+func (s *Store) publish(snap *Snapshot, rev uint64) {
+	s.snap.Store(snap)
+	if rev > s.applied.Load() {
+		s.applied.Store(rev)
+	}
+	s.updates.Inc()
+	s.overrides.Set(float64(snap.OverrideCount()))
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// waitApplied waits until the local snapshot reflects KV revision rev, so
+// a write followed by a read on this front is consistent. A timeout is
+// logged, not returned: the write itself succeeded.
+func (s *Store) waitApplied(ctx context.Context, rev uint64) {
+	t := time.NewTimer(s.opts.WriteWait)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		if s.applied.Load() >= rev {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.log.Warn("release write not yet visible in local snapshot", "revision", rev, "applied", s.applied.Load())
+			return
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package release
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const (
+	watchBackoffMin = 100 * time.Millisecond
+	watchBackoffMax = 5 * time.Second
+	// batchIdle is how long a batch waits for the next change of a burst.
+	batchIdle = time.Millisecond
+	// A batch collects changes for at most about as long as the previous
+	// one took to build, within these bounds: bursts against a large
+	// snapshot then copy each override shard once per batch, not per key.
+	batchMin = 5 * time.Millisecond
+	batchMax = 250 * time.Millisecond
+)
+
+var errWatchClosed = errors.New("release watch closed")
+
+// watchLoop mirrors the bucket until ctx ends, re-establishing the watch
+// whenever it ends.
+func (s *Store) watchLoop(ctx context.Context) {
+	defer close(s.done)
+	backoff := watchBackoffMin
+	for {
+		loaded, err := s.watchOnce(ctx)
+		s.watching.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		if loaded {
+			backoff = watchBackoffMin
+		}
+		s.log.Warn("release watch ended; re-establishing", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, watchBackoffMax)
+	}
+}
+
+// watchOnce runs one WatchAll: it rebuilds the whole snapshot from the
+// initial values, publishes it once, then applies live changes in batches.
+// loaded reports whether the initial values were all received.
+func (s *Store) watchOnce(ctx context.Context) (loaded bool, err error) {
+	w, err := s.kv.WatchAll(ctx)
+	if err != nil {
+		return false, fmt.Errorf("watch bucket %s: %w", s.opts.Bucket, err)
+	}
+	defer func() { _ = w.Stop() }()
+	s.watchMu.Lock()
+	s.watcher = w
+	s.watchMu.Unlock()
+	s.watching.Store(true)
+	updates := w.Updates()
+
+	start := time.Now()
+	b := NewBuilder(nil)
+	var rev uint64
+	n := 0
+initial:
+	for {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case e, ok := <-updates:
+			if !ok {
+				return false, errWatchClosed
+			}
+			if e == nil {
+				break initial
+			}
+			s.apply(b, e)
+			rev = max(rev, e.Revision())
+			n++
+		}
+	}
+	s.publish(b.Build(), rev)
+	s.log.Info("release snapshot loaded", "keys", n, "overrides", s.Snapshot().OverrideCount(), "took", time.Since(start))
+	s.loaded.Store(true)
+	s.once.Do(func() { close(s.ready) })
+
+	lastBuild := time.Duration(0)
+	for {
+		var e jetstream.KeyValueEntry
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case e2, ok := <-updates:
+			if !ok {
+				return true, errWatchClosed
+			}
+			e = e2
+		}
+		if e == nil {
+			continue
+		}
+		t0 := time.Now()
+		window := min(max(lastBuild, batchMin), batchMax)
+		b := NewBuilder(s.snap.Load())
+		s.apply(b, e)
+		rev := e.Revision()
+		closed := false
+		idle := time.NewTimer(batchIdle)
+	batch:
+		for time.Since(t0) < window {
+			select {
+			case e, ok := <-updates:
+				if !ok {
+					closed = true
+					break batch
+				}
+				if e != nil {
+					s.apply(b, e)
+					rev = max(rev, e.Revision())
+				}
+				continue
+			default:
+			}
+			// Nothing queued: give the rest of a burst a moment to arrive.
+			idle.Reset(batchIdle)
+			select {
+			case e, ok := <-updates:
+				if !ok {
+					closed = true
+					break batch
+				}
+				if e != nil {
+					s.apply(b, e)
+					rev = max(rev, e.Revision())
+				}
+			case <-idle.C:
+				break batch
+			case <-ctx.Done():
+				break batch
+			}
+		}
+		idle.Stop()
+		s.publish(b.Build(), rev)
+		lastBuild = time.Since(t0)
+		if closed {
+			return true, errWatchClosed
+		}
+	}
+}
+
+// apply folds one KV entry into b. Entries it cannot decode are logged
+// and skipped so one bad value never stalls the mirror.
+func (s *Store) apply(b *Builder, e jetstream.KeyValueEntry) {
+	pk, err := parseKey(e.Key())
+	if err != nil {
+		s.log.Warn("release bucket: skipping unknown key", "key", e.Key(), "err", err)
+		return
+	}
+	del := e.Operation() != jetstream.KeyValuePut
+	bad := func(err error) {
+		s.log.Warn("release bucket: skipping undecodable value", "key", e.Key(), "revision", e.Revision(), "err", err)
+	}
+	switch pk.kind {
+	case kindApp:
+		if del {
+			b.DeleteApp(pk.segs[0])
+			return
+		}
+		var a App
+		if err := json.Unmarshal(e.Value(), &a); err != nil {
+			bad(err)
+			return
+		}
+		a.ID = pk.segs[0]
+		b.PutApp(a)
+	case kindChannel:
+		if del {
+			b.DeleteChannel(pk.segs[0], pk.segs[1])
+			return
+		}
+		var c Channel
+		if err := json.Unmarshal(e.Value(), &c); err != nil {
+			bad(err)
+			return
+		}
+		c.AppID, c.Name = pk.segs[0], pk.segs[1]
+		b.PutChannel(c)
+	case kindBundle:
+		if del {
+			b.DeleteBundle(pk.segs[0], pk.segs[1])
+			return
+		}
+		var bu Bundle
+		if err := json.Unmarshal(e.Value(), &bu); err != nil {
+			bad(err)
+			return
+		}
+		bu.AppID, bu.Version = pk.segs[0], pk.segs[1]
+		b.PutBundle(bu)
+	case kindOverride:
+		if del {
+			b.DeleteOverride(pk.segs[0], pk.segs[1])
+			return
+		}
+		var o Override
+		if err := json.Unmarshal(e.Value(), &o); err != nil {
+			bad(err)
+			return
+		}
+		o.AppID, o.DeviceID = pk.segs[0], pk.segs[1]
+		b.PutOverride(o)
+	case kindToken:
+		if del {
+			b.DeleteToken(pk.segs[0])
+			return
+		}
+		var t Token
+		if err := json.Unmarshal(e.Value(), &t); err != nil {
+			bad(err)
+			return
+		}
+		t.Hash = pk.segs[0]
+		b.PutToken(t)
+	case kindChanSeq:
+		// Bookkeeping for channel ids; not part of the snapshot.
+	}
+}

@@ -1,0 +1,484 @@
+package release
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// casRetries bounds optimistic-concurrency retries against other fronts.
+const casRetries = 8
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// isMissing reports a key that was never written or was deleted.
+func isMissing(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted)
+}
+
+// get reads a key's current entry; ErrNotFound when absent.
+func (s *Store) get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	e, err := s.kv.Get(ctx, key)
+	if isMissing(err) {
+		return nil, ErrNotFound
+	}
+	return e, err
+}
+
+// create writes a new key; ErrExists when it is already there.
+func (s *Store) create(ctx context.Context, key string, v any) (uint64, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return 0, err
+	}
+	rev, err := s.kv.Create(ctx, key, data)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, ErrExists
+	}
+	return rev, err
+}
+
+// deleteKeys places delete markers on keys and returns the revision of the
+// last one. Markers are published directly (the KV wire format) so many
+// keys cost one round trip and the revision is known for waitApplied.
+// lastRev, when non-zero, makes a single-key delete conditional.
+func (s *Store) deleteKeys(ctx context.Context, keys []string, lastRev uint64) (uint64, error) {
+	if len(keys) == 1 {
+		m := nats.NewMsg(s.subjPrefix + keys[0])
+		m.Header.Set("KV-Operation", "DEL")
+		var opts []jetstream.PublishOpt
+		if lastRev != 0 {
+			opts = append(opts, jetstream.WithExpectLastSequencePerSubject(lastRev))
+		}
+		ack, err := s.js.PublishMsg(ctx, m, opts...)
+		if err != nil {
+			return 0, fmt.Errorf("delete %s: %w", keys[0], err)
+		}
+		return ack.Sequence, nil
+	}
+	var rev uint64
+	futures := make([]jetstream.PubAckFuture, 0, min(len(keys), 4096))
+	wait := func() error {
+		for _, f := range futures {
+			select {
+			case ack := <-f.Ok():
+				rev = max(rev, ack.Sequence)
+			case err := <-f.Err():
+				return fmt.Errorf("delete %s: %w", f.Msg().Subject, err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		futures = futures[:0]
+		return nil
+	}
+	for _, k := range keys {
+		m := nats.NewMsg(s.subjPrefix + k)
+		m.Header.Set("KV-Operation", "DEL")
+		f, err := s.js.PublishMsgAsync(m)
+		if err != nil {
+			return rev, fmt.Errorf("delete %s: %w", k, err)
+		}
+		futures = append(futures, f)
+		if len(futures) == cap(futures) {
+			if err := wait(); err != nil {
+				return rev, err
+			}
+		}
+	}
+	return rev, wait()
+}
+
+// listKeys returns the live keys matching NATS subject filters relative
+// to the bucket (e.g. "chan.<app>.*").
+func (s *Store) listKeys(ctx context.Context, filters ...string) ([]string, error) {
+	kl, err := s.kv.ListKeysFiltered(ctx, append([]string(nil), filters...)...)
+	if err != nil {
+		return nil, fmt.Errorf("list keys %v: %w", filters, err)
+	}
+	defer func() { _ = kl.Stop() }()
+	var keys []string
+	seen := map[string]bool{}
+	for {
+		select {
+		case k, ok := <-kl.Keys():
+			if !ok {
+				return keys, nil
+			}
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list keys %v: %w", filters, ctx.Err())
+		}
+	}
+}
+
+// appExists checks the snapshot first, then the bucket (another front
+// may have created the app a moment ago).
+func (s *Store) appExists(ctx context.Context, id string) error {
+	if _, ok := s.Snapshot().App(id); ok {
+		return nil
+	}
+	if _, err := s.get(ctx, appKey(id)); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("app %q: %w", id, ErrNotFound)
+		}
+		return fmt.Errorf("read app %q: %w", id, err)
+	}
+	return nil
+}
+
+// CreateApp adds an app; ErrExists when its id is taken.
+func (s *Store) CreateApp(ctx context.Context, a App) error {
+	if err := validSegment("app id", a.ID); err != nil {
+		return fmt.Errorf("create app: %w", err)
+	}
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = now()
+	}
+	rev, err := s.create(ctx, appKey(a.ID), a)
+	if err != nil {
+		return fmt.Errorf("create app %q: %w", a.ID, err)
+	}
+	s.waitApplied(ctx, rev)
+	return nil
+}
+
+// PutApp replaces an existing app's metadata (its name); ErrNotFound when
+// the app does not exist. CreatedAt is kept.
+func (s *Store) PutApp(ctx context.Context, a App) error {
+	if err := validSegment("app id", a.ID); err != nil {
+		return fmt.Errorf("update app: %w", err)
+	}
+	for range casRetries {
+		e, err := s.get(ctx, appKey(a.ID))
+		if err != nil {
+			return fmt.Errorf("update app %q: %w", a.ID, err)
+		}
+		var old App
+		if json.Unmarshal(e.Value(), &old) == nil && !old.CreatedAt.IsZero() {
+			a.CreatedAt = old.CreatedAt
+		}
+		data, err := json.Marshal(a)
+		if err != nil {
+			return fmt.Errorf("update app %q: %w", a.ID, err)
+		}
+		rev, err := s.kv.Update(ctx, appKey(a.ID), data, e.Revision())
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("update app %q: %w", a.ID, err)
+		}
+		s.waitApplied(ctx, rev)
+		return nil
+	}
+	return fmt.Errorf("update app %q: too many concurrent changes", a.ID)
+}
+
+// DeleteApp removes an app with its channels, bundles (metadata and zips)
+// and device overrides.
+func (s *Store) DeleteApp(ctx context.Context, id string) error {
+	if err := validSegment("app id", id); err != nil {
+		return fmt.Errorf("delete app: %w", err)
+	}
+	if _, err := s.get(ctx, appKey(id)); err != nil {
+		return fmt.Errorf("delete app %q: %w", id, err)
+	}
+	e := enc(id)
+	keys, err := s.listKeys(ctx, kindChannel+"."+e+".*", kindBundle+"."+e+".*", kindOverride+"."+e+".*", kindChanSeq+"."+e)
+	if err != nil {
+		return fmt.Errorf("delete app %q: %w", id, err)
+	}
+	var objects []Bundle
+	for _, k := range keys {
+		if !strings.HasPrefix(k, kindBundle+".") {
+			continue
+		}
+		be, err := s.get(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("delete app %q: read bundle: %w", id, err)
+		}
+		var b Bundle
+		if json.Unmarshal(be.Value(), &b) == nil && b.Object != "" {
+			objects = append(objects, b)
+		}
+	}
+	// The app key goes last: if this fails halfway, the app still exists
+	// and the delete can be retried.
+	if _, err := s.deleteKeys(ctx, keys, 0); err != nil {
+		return fmt.Errorf("delete app %q: %w", id, err)
+	}
+	rev, err := s.deleteKeys(ctx, []string{appKey(id)}, 0)
+	if err != nil {
+		return fmt.Errorf("delete app %q: %w", id, err)
+	}
+	for _, b := range objects {
+		s.deleteObject(ctx, b)
+	}
+	s.waitApplied(ctx, rev)
+	for _, b := range objects {
+		s.bundleDropCached(b.ObjectSHA256)
+	}
+	return nil
+}
+
+// validChannel checks a channel's own fields.
+func validChannel(c Channel) error {
+	if err := validSegment("app id", c.AppID); err != nil {
+		return err
+	}
+	if err := validSegment("channel name", c.Name); err != nil {
+		return err
+	}
+	for _, v := range []string{c.Bundle, c.RolloutBundle} {
+		if v != "" {
+			if err := validSegment("bundle version", v); err != nil {
+				return err
+			}
+		}
+	}
+	if math.IsNaN(c.RolloutPercent) || c.RolloutPercent < 0 || c.RolloutPercent > 100 {
+		return fmt.Errorf("%w: rollout percent %v outside 0–100", ErrInvalid, c.RolloutPercent)
+	}
+	switch c.DisableAutoUpdate {
+	case "", PolicyNone, PolicyMajor, PolicyMinor, PolicyPatch, PolicyVersionNumber:
+	default:
+		return fmt.Errorf("%w: unknown disable_auto_update policy %q", ErrInvalid, c.DisableAutoUpdate)
+	}
+	if c.ID < 0 {
+		return fmt.Errorf("%w: negative channel id", ErrInvalid)
+	}
+	return nil
+}
+
+// bundleExists checks the snapshot, then the bucket.
+func (s *Store) bundleExists(ctx context.Context, app, version string) error {
+	if _, ok := s.Snapshot().Bundle(app, version); ok {
+		return nil
+	}
+	if _, err := s.get(ctx, bundleKey(app, version)); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("bundle %q of app %q: %w", version, app, ErrNotFound)
+		}
+		return fmt.Errorf("read bundle %q: %w", version, err)
+	}
+	return nil
+}
+
+// PutChannel creates or replaces a channel. A zero ID keeps the existing
+// channel's id, or assigns the app's next free one. The app and the
+// bundles it points at must exist (ErrNotFound).
+func (s *Store) PutChannel(ctx context.Context, c Channel) error {
+	if err := validChannel(c); err != nil {
+		return fmt.Errorf("put channel: %w", err)
+	}
+	if err := s.appExists(ctx, c.AppID); err != nil {
+		return fmt.Errorf("put channel %q: %w", c.Name, err)
+	}
+	for _, v := range []string{c.Bundle, c.RolloutBundle} {
+		if v != "" {
+			if err := s.bundleExists(ctx, c.AppID, v); err != nil {
+				return fmt.Errorf("put channel %q: %w", c.Name, err)
+			}
+		}
+	}
+	if c.DisableAutoUpdate == "" {
+		c.DisableAutoUpdate = PolicyNone
+	}
+	key := chanKey(c.AppID, c.Name)
+	wantID := c.ID
+	for range casRetries {
+		e, err := s.get(ctx, key)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("put channel %q: %w", c.Name, err)
+		}
+		c.ID = wantID
+		if c.ID == 0 && e != nil {
+			var old Channel
+			if json.Unmarshal(e.Value(), &old) == nil {
+				c.ID = old.ID
+			}
+		}
+		if c.ID == 0 {
+			if c.ID, err = s.nextChannelID(ctx, c.AppID); err != nil {
+				return fmt.Errorf("put channel %q: %w", c.Name, err)
+			}
+		}
+		c.UpdatedAt = now()
+		data, err := json.Marshal(c)
+		if err != nil {
+			return fmt.Errorf("put channel %q: %w", c.Name, err)
+		}
+		var rev uint64
+		if e == nil {
+			rev, err = s.kv.Create(ctx, key, data)
+		} else {
+			rev, err = s.kv.Update(ctx, key, data, e.Revision())
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue // another front changed it meanwhile; re-read
+		}
+		if err != nil {
+			return fmt.Errorf("put channel %q: %w", c.Name, err)
+		}
+		s.waitApplied(ctx, rev)
+		return nil
+	}
+	return fmt.Errorf("put channel %q: too many concurrent changes", c.Name)
+}
+
+// nextChannelID hands out the app's next channel id from a counter key,
+// never below the ids already in use.
+func (s *Store) nextChannelID(ctx context.Context, app string) (int64, error) {
+	var floor int64
+	for _, c := range s.Snapshot().Channels(app) {
+		floor = max(floor, c.ID)
+	}
+	key := chanSeqKey(app)
+	for range casRetries {
+		e, err := s.get(ctx, key)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return 0, fmt.Errorf("channel id counter: %w", err)
+		}
+		cur := floor
+		if e != nil {
+			if n, perr := strconv.ParseInt(string(e.Value()), 10, 64); perr == nil {
+				cur = max(cur, n)
+			}
+		}
+		next := cur + 1
+		val := []byte(strconv.FormatInt(next, 10))
+		if e == nil {
+			_, err = s.kv.Create(ctx, key, val)
+		} else {
+			_, err = s.kv.Update(ctx, key, val, e.Revision())
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("channel id counter: %w", err)
+		}
+		return next, nil
+	}
+	return 0, errors.New("channel id counter: too many concurrent changes")
+}
+
+// DeleteChannel removes a channel. Overrides naming it stay; devices
+// pinned to it get no_channel until re-pinned.
+func (s *Store) DeleteChannel(ctx context.Context, app, name string) error {
+	if err := validSegment("app id", app); err != nil {
+		return fmt.Errorf("delete channel: %w", err)
+	}
+	if err := validSegment("channel name", name); err != nil {
+		return fmt.Errorf("delete channel: %w", err)
+	}
+	e, err := s.get(ctx, chanKey(app, name))
+	if err != nil {
+		return fmt.Errorf("delete channel %q of app %q: %w", name, app, err)
+	}
+	rev, err := s.deleteKeys(ctx, []string{chanKey(app, name)}, e.Revision())
+	if err != nil {
+		return fmt.Errorf("delete channel %q of app %q: %w", name, app, err)
+	}
+	s.waitApplied(ctx, rev)
+	return nil
+}
+
+// PutOverride pins a device to a channel of its app; the app and channel
+// must exist (ErrNotFound). DeviceID is stored lowercase.
+func (s *Store) PutOverride(ctx context.Context, o Override) error {
+	o.DeviceID = strings.ToLower(o.DeviceID)
+	for _, f := range [][2]string{{"app id", o.AppID}, {"device id", o.DeviceID}, {"channel name", o.Channel}} {
+		if err := validSegment(f[0], f[1]); err != nil {
+			return fmt.Errorf("put override: %w", err)
+		}
+	}
+	if err := s.appExists(ctx, o.AppID); err != nil {
+		return fmt.Errorf("put override: %w", err)
+	}
+	if _, ok := s.Snapshot().Channel(o.AppID, o.Channel); !ok {
+		if _, err := s.get(ctx, chanKey(o.AppID, o.Channel)); err != nil {
+			return fmt.Errorf("put override: channel %q: %w", o.Channel, err)
+		}
+	}
+	data, err := json.Marshal(o)
+	if err != nil {
+		return fmt.Errorf("put override: %w", err)
+	}
+	rev, err := s.kv.Put(ctx, ovrKey(o.AppID, o.DeviceID), data)
+	if err != nil {
+		return fmt.Errorf("put override for device %q: %w", o.DeviceID, err)
+	}
+	s.waitApplied(ctx, rev)
+	return nil
+}
+
+// DeleteOverride unpins a device (matched case-insensitively).
+func (s *Store) DeleteOverride(ctx context.Context, app, device string) error {
+	device = strings.ToLower(device)
+	if err := validSegment("app id", app); err != nil {
+		return fmt.Errorf("delete override: %w", err)
+	}
+	if err := validSegment("device id", device); err != nil {
+		return fmt.Errorf("delete override: %w", err)
+	}
+	key := ovrKey(app, device)
+	e, err := s.get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("delete override for device %q: %w", device, err)
+	}
+	rev, err := s.deleteKeys(ctx, []string{key}, e.Revision())
+	if err != nil {
+		return fmt.Errorf("delete override for device %q: %w", device, err)
+	}
+	s.waitApplied(ctx, rev)
+	return nil
+}
+
+// AddTokenHash records an admin token by the SHA-256 hex of its secret;
+// ErrExists when that hash is already known.
+func (s *Store) AddTokenHash(ctx context.Context, hashHex, name string) error {
+	hashHex = strings.ToLower(hashHex)
+	if !validHashHex(hashHex) {
+		return fmt.Errorf("add token: %w: hash must be 64 hex characters", ErrInvalid)
+	}
+	rev, err := s.create(ctx, tokenKey(hashHex), Token{Hash: hashHex, Name: name, CreatedAt: now()})
+	if err != nil {
+		return fmt.Errorf("add token %q: %w", name, err)
+	}
+	s.waitApplied(ctx, rev)
+	return nil
+}
+
+// DeleteTokenHash revokes an admin token.
+func (s *Store) DeleteTokenHash(ctx context.Context, hashHex string) error {
+	hashHex = strings.ToLower(hashHex)
+	if !validHashHex(hashHex) {
+		return fmt.Errorf("delete token: %w: hash must be 64 hex characters", ErrInvalid)
+	}
+	e, err := s.get(ctx, tokenKey(hashHex))
+	if err != nil {
+		return fmt.Errorf("delete token: %w", err)
+	}
+	rev, err := s.deleteKeys(ctx, []string{tokenKey(hashHex)}, e.Revision())
+	if err != nil {
+		return fmt.Errorf("delete token: %w", err)
+	}
+	s.waitApplied(ctx, rev)
+	return nil
+}
