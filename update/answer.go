@@ -1,0 +1,365 @@
+package update
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/capstan-io/capstan/update/release"
+)
+
+// Answer is what an update check returns to the device.
+type Answer struct {
+	// Status is the HTTP status code.
+	Status int
+	// Body is the JSON body. Constant answers share one slice: never modify it.
+	Body []byte
+	// Result is "update", "builtin" or the error code; the metrics label.
+	Result string
+	// Channel is the channel that decided, "" when none was found.
+	Channel string
+	// Version is the bundle offered or blocked ("builtin" for a revert).
+	Version string
+
+	res result
+}
+
+// Kinds of non-update answers (PROTOCOL.md §2).
+const (
+	KindUpToDate = "up_to_date"
+	KindBlocked  = "blocked"
+	KindFailed   = "failed"
+)
+
+// Machine codes Capstan answers with. Results "update" and "builtin" are
+// success-shaped answers; the rest are error codes.
+const (
+	ResultUpdate  = "update"
+	ResultBuiltin = "builtin"
+
+	CodeNoNewVersion         = "no_new_version_available"
+	CodeAlreadyOnBuiltin     = "already_on_builtin"
+	CodeDisabledIOS          = "disabled_platform_ios"
+	CodeDisabledAndroid      = "disabled_platform_android"
+	CodeDisabledElectron     = "disabled_platform_electron"
+	CodeToMajor              = "disable_auto_update_to_major"
+	CodeToMinor              = "disable_auto_update_to_minor"
+	CodeToPatch              = "disable_auto_update_to_patch"
+	CodeToMetadata           = "disable_auto_update_to_metadata"
+	CodeUnderNative          = "disable_auto_update_under_native"
+	CodeProdBuild            = "disable_prod_build"
+	CodeDevBuild             = "disable_dev_build"
+	CodeEmulator             = "disable_emulator"
+	CodeDevice               = "disable_device"
+	CodeKeyIDMismatch        = "key_id_mismatch"
+	CodePrivateChannel       = "cannot_update_via_private_channel"
+	CodeNoChannel            = "no_channel"
+	CodeNoBundle             = "no_bundle"
+	CodeMissingInfo          = "missing_info"
+	CodeSemverError          = "semver_error"
+	CodeUnknownVersionBuild  = "unknown_version_build"
+	CodeAppNotFound          = "app_not_found"
+	CodeInvalidJSONBody      = "invalid_json_body"
+	CodeMissingDeviceID      = "missing_device_id"
+	CodeMissingAppID         = "missing_app_id"
+	CodePayloadTooLarge      = "payload_too_large"
+	CodeMethodNotAllowed     = "method_not_allowed"
+	CodeMissingChannel       = "missing_channel"
+	CodeChannelNotFound      = "channel_not_found"
+	CodeSelfSetNotAllowed    = "channel_self_set_not_allowed"
+	CodePublicSelfSetBlocked = "public_channel_self_set_not_allowed"
+)
+
+// result is a closed enumeration of answer outcomes, so metrics can index
+// counters without hashing label strings.
+type result uint8
+
+const (
+	resUpdate result = iota
+	resBuiltin
+	resNoNewVersion
+	resAlreadyOnBuiltin
+	resDisabledIOS
+	resDisabledAndroid
+	resDisabledElectron
+	resToMajor
+	resToMinor
+	resToPatch
+	resToMetadata
+	resUnderNative
+	resProdBuild
+	resDevBuild
+	resEmulator
+	resDevice
+	resKeyIDMismatch
+	resPrivateChannel
+	resNoChannel
+	resNoBundle
+	resMissingInfo
+	resSemverError
+	resUnknownVersionBuild
+	resAppNotFound
+	resInvalidJSON
+	resMissingDeviceID
+	resMissingAppID
+	resTooLarge
+	numResults
+)
+
+var resultCodes = [numResults]string{
+	resUpdate:              ResultUpdate,
+	resBuiltin:             ResultBuiltin,
+	resNoNewVersion:        CodeNoNewVersion,
+	resAlreadyOnBuiltin:    CodeAlreadyOnBuiltin,
+	resDisabledIOS:         CodeDisabledIOS,
+	resDisabledAndroid:     CodeDisabledAndroid,
+	resDisabledElectron:    CodeDisabledElectron,
+	resToMajor:             CodeToMajor,
+	resToMinor:             CodeToMinor,
+	resToPatch:             CodeToPatch,
+	resToMetadata:          CodeToMetadata,
+	resUnderNative:         CodeUnderNative,
+	resProdBuild:           CodeProdBuild,
+	resDevBuild:            CodeDevBuild,
+	resEmulator:            CodeEmulator,
+	resDevice:              CodeDevice,
+	resKeyIDMismatch:       CodeKeyIDMismatch,
+	resPrivateChannel:      CodePrivateChannel,
+	resNoChannel:           CodeNoChannel,
+	resNoBundle:            CodeNoBundle,
+	resMissingInfo:         CodeMissingInfo,
+	resSemverError:         CodeSemverError,
+	resUnknownVersionBuild: CodeUnknownVersionBuild,
+	resAppNotFound:         CodeAppNotFound,
+	resInvalidJSON:         CodeInvalidJSONBody,
+	resMissingDeviceID:     CodeMissingDeviceID,
+	resMissingAppID:        CodeMissingAppID,
+	resTooLarge:            CodePayloadTooLarge,
+}
+
+// KindOf returns the `kind` the plugin expects with an update-check error
+// code; unknown codes are failures, as in Capgo.
+func KindOf(code string) string {
+	switch code {
+	case CodeNoNewVersion, CodeAlreadyOnBuiltin:
+		return KindUpToDate
+	case CodeDisabledIOS, CodeDisabledAndroid, CodeDisabledElectron,
+		CodeToMajor, CodeToMinor, CodeToPatch, CodeToMetadata, CodeUnderNative,
+		CodeProdBuild, CodeDevBuild, CodeEmulator, CodeDevice, CodeKeyIDMismatch:
+		return KindBlocked
+	}
+	return KindFailed
+}
+
+// failure is one constant update-check error answer, marshalled once.
+type failure struct {
+	res  result
+	msg  string
+	body []byte
+}
+
+func newFailure(res result, msg string) *failure {
+	code := resultCodes[res]
+	b, err := json.Marshal(struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+		Kind    string `json:"kind"`
+	}{code, msg, KindOf(code)})
+	if err != nil {
+		panic(err)
+	}
+	return &failure{res: res, msg: msg, body: b}
+}
+
+func (f *failure) answer(channel, version string) Answer {
+	return Answer{Status: http.StatusOK, Body: f.body, Result: resultCodes[f.res], Channel: channel, Version: version, res: f.res}
+}
+
+var (
+	failNoNewVersion     = newFailure(resNoNewVersion, "No new version available")
+	failAlreadyOnBuiltin = newFailure(resAlreadyOnBuiltin, "Already on builtin")
+	failDisabledIOS      = newFailure(resDisabledIOS, "Cannot update, ios is disabled for this channel")
+	failDisabledAndroid  = newFailure(resDisabledAndroid, "Cannot update, android is disabled for this channel")
+	failDisabledElectron = newFailure(resDisabledElectron, "Cannot update, electron is disabled for this channel")
+	failToMinor          = newFailure(resToMinor, "Cannot upgrade minor version")
+	failToPatch          = newFailure(resToPatch, "Cannot upgrade patch version")
+	failToMetadata       = newFailure(resToMetadata, "Cannot upgrade version, min update version > native version")
+	failUnderNative      = newFailure(resUnderNative, "Cannot revert under native version")
+	failProdBuild        = newFailure(resProdBuild, "Cannot update, prod build is disabled")
+	failDevBuild         = newFailure(resDevBuild, "Cannot update, dev build is disabled")
+	failEmulator         = newFailure(resEmulator, "Cannot update, emulator is disabled")
+	failDevice           = newFailure(resDevice, "Cannot update, device is disabled")
+	failKeyIDMismatch    = newFailure(resKeyIDMismatch, "Device encryption key does not match the bundle encryption key")
+	failPrivateChannel   = newFailure(resPrivateChannel, "Cannot update via a private channel: the channel is neither public nor allows device self-assignment")
+	failNoChannel        = newFailure(resNoChannel, "No default channel or override for this device")
+	failNoBundle         = newFailure(resNoBundle, "Cannot get bundle: the channel points at a bundle that does not exist")
+	failMissingInfo      = newFailure(resMissingInfo, "Cannot find device_id or app_id")
+	failMissingPlatform  = newFailure(resMissingInfo, "platform must be ios, android or electron")
+	failMissingBuild     = newFailure(resMissingInfo, "version_build is missing")
+	failUnknownBuild     = newFailure(resUnknownVersionBuild, "Version build is unknown, cannot proceed with update")
+	failBuildSemver      = newFailure(resSemverError, "Native version (version_build) is not semver and cannot be coerced")
+	failBundleSemver     = newFailure(resSemverError, "Bundle version is not semver; the channel policy cannot compare it")
+	failMinUpdateSemver  = newFailure(resSemverError, "Bundle min_update_version is not semver; the channel policy cannot compare it")
+	failAppNotFound      = newFailure(resAppNotFound, "App not found")
+
+	builtinBody = []byte(`{"version":"builtin"}`)
+)
+
+func platformFailure(platform string) *failure {
+	switch platform {
+	case "ios":
+		return failDisabledIOS
+	case "android":
+		return failDisabledAndroid
+	case "electron":
+		return failDisabledElectron
+	}
+	return failMissingPlatform
+}
+
+// majorBody is the only blocked answer carrying extra keys: the plugin
+// fires its majorAvailable event from "major" and "version".
+func majorAnswer(channel, target, old string) Answer {
+	b := make([]byte, 0, 160+len(target)+len(old))
+	b = append(b, `{"error":"disable_auto_update_to_major","message":"Cannot upgrade major version","kind":"blocked","major":true,"version":`...)
+	b = appendJSONString(b, target)
+	b = append(b, `,"old":`...)
+	b = appendJSONString(b, old)
+	b = append(b, '}')
+	return Answer{Status: http.StatusOK, Body: b, Result: CodeToMajor, Channel: channel, Version: target, res: resToMajor}
+}
+
+// successBody renders an update offer. It never contains "error" or "kind".
+func successBody(b *release.Bundle, url string) []byte {
+	n := 96 + len(b.Version) + len(url) + len(b.SessionKey) + len(b.Checksum) + len(b.Link) + len(b.Comment)
+	for i := range b.Manifest {
+		m := &b.Manifest[i]
+		n += 64 + len(m.FileName) + len(m.FileHash) + len(m.DownloadURL)
+	}
+	for k, v := range b.Data {
+		n += 8 + len(k) + len(v)
+	}
+	out := make([]byte, 0, n)
+	out = append(out, `{"version":`...)
+	out = appendJSONString(out, b.Version)
+	out = append(out, `,"url":`...)
+	out = appendJSONString(out, url)
+	out = append(out, `,"session_key":`...)
+	out = appendJSONString(out, b.SessionKey)
+	out = append(out, `,"checksum":`...)
+	out = appendJSONString(out, b.Checksum)
+	if len(b.Manifest) > 0 {
+		out = append(out, `,"manifest":[`...)
+		for i := range b.Manifest {
+			m := &b.Manifest[i]
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, `{"file_name":`...)
+			out = appendJSONString(out, m.FileName)
+			out = append(out, `,"file_hash":`...)
+			out = appendJSONString(out, m.FileHash)
+			out = append(out, `,"download_url":`...)
+			out = appendJSONString(out, m.DownloadURL)
+			out = append(out, '}')
+		}
+		out = append(out, ']')
+	}
+	if b.Link != "" {
+		out = append(out, `,"link":`...)
+		out = appendJSONString(out, b.Link)
+	}
+	if b.Comment != "" {
+		out = append(out, `,"comment":`...)
+		out = appendJSONString(out, b.Comment)
+	}
+	if b.Breaking {
+		out = append(out, `,"breaking":true`...)
+	}
+	if len(b.Data) > 0 {
+		keys := make([]string, 0, len(b.Data))
+		for k := range b.Data {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		out = append(out, `,"data":{`...)
+		for i, k := range keys {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = appendJSONString(out, k)
+			out = append(out, ':')
+			out = appendJSONString(out, b.Data[k])
+		}
+		out = append(out, '}')
+	}
+	return append(out, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string, escaping like encoding/json
+// except that <, > and & stay literal. Invalid UTF-8 becomes U+FFFD.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		// U+2028 and U+2029 break JavaScript string literals.
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// errorBody renders {"error":code,"message":msg} for non-update answers.
+func errorBody(code, msg string) []byte {
+	b := make([]byte, 0, 32+len(code)+len(msg))
+	b = append(b, `{"error":`...)
+	b = appendJSONString(b, code)
+	b = append(b, `,"message":`...)
+	b = appendJSONString(b, msg)
+	return append(b, '}')
+}
+
+// itoa avoids fmt on small paths.
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,299 @@
+package update
+
+import (
+	"math"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/capstan-io/capstan/update/release"
+)
+
+// Options are the deployment settings the decision needs.
+type Options struct {
+	// PublicURL is the base of bundle URLs given to devices
+	// (https://updates.example.com); a trailing slash is ignored.
+	PublicURL string
+}
+
+var emptySnapshot = release.Empty()
+
+// Decide answers one update check (PROTOCOL.md §2) from a release snapshot.
+// It is pure: same inputs, same answer; no I/O, no clock, no randomness.
+func Decide(req *Request, snap *release.Snapshot, opts Options) Answer {
+	if snap == nil {
+		snap = emptySnapshot
+	}
+	// 1. Validate and normalise.
+	if req.AppID == "" || req.DeviceID == "" {
+		return failMissingInfo.answer("", "")
+	}
+	switch req.Platform {
+	case "ios", "android", "electron":
+	default:
+		return failMissingPlatform.answer("", "")
+	}
+	vb := req.VersionBuild
+	switch vb {
+	case "":
+		return failMissingBuild.answer("", "")
+	case "unknown":
+		return failUnknownBuild.answer("", "")
+	}
+	build := parseVersion(vb)
+	if build.v == nil {
+		return failBuildSemver.answer("", "")
+	}
+	if _, ok := snap.App(req.AppID); !ok {
+		return failAppNotFound.answer("", "")
+	}
+	deviceID := strings.ToLower(req.DeviceID)
+
+	// 2. Channel.
+	ch, viaOverride := resolve(snap, req.AppID, deviceID, req.Platform, req.DefaultChannel)
+	if ch == nil {
+		return failNoChannel.answer("", "")
+	}
+	chName := ch.Name
+
+	// 3. Rollout.
+	target := ch.Bundle
+	if ch.RolloutBundle != "" && InRollout(req.AppID, ch.Name, ch.RolloutBundle, deviceID, ch.RolloutPercent) {
+		target = ch.RolloutBundle
+	}
+	builtinTarget := target == "" || target == "builtin"
+
+	// 4. Target bundle and encryption key.
+	var b *release.Bundle
+	if !builtinTarget {
+		var ok bool
+		b, ok = snap.Bundle(req.AppID, target)
+		if !ok {
+			return failNoBundle.answer(chName, target)
+		}
+		if keyIDMismatch(req.KeyID, b.KeyID) {
+			return failKeyIDMismatch.answer(chName, target)
+		}
+	}
+
+	// 5. Nothing to do. "builtin" compares as the native version.
+	onBuiltin := req.VersionName == "" || req.VersionName == "builtin"
+	current := req.VersionName
+	if onBuiltin {
+		current = build.canon
+	}
+	if !builtinTarget && (target == current || (onBuiltin && target == vb)) {
+		return failNoNewVersion.answer(chName, target)
+	}
+
+	// 6. Channel policies, in Capgo's order.
+	if !ch.PlatformEnabled(req.Platform) {
+		return platformFailure(req.Platform).answer(chName, target)
+	}
+	policy := ch.DisableAutoUpdate
+	var tv semverInfo
+	if !builtinTarget && (ch.DisableUnderNative || policy == release.PolicyMajor || policy == release.PolicyMinor || policy == release.PolicyPatch) {
+		tv = parseVersion(target)
+		if tv.v == nil {
+			return failBundleSemver.answer(chName, target)
+		}
+	}
+	if !builtinTarget && policy == release.PolicyMajor && tv.v.Major() > build.v.Major() {
+		return majorAnswer(chName, target, vb)
+	}
+	if !viaOverride && !ch.Public && !ch.AllowSelfSet {
+		return failPrivateChannel.answer(chName, target)
+	}
+	if !builtinTarget {
+		switch policy {
+		case release.PolicyMinor:
+			if tv.v.Major() != build.v.Major() || tv.v.Minor() != build.v.Minor() {
+				return failToMinor.answer(chName, target)
+			}
+		case release.PolicyPatch:
+			if tv.v.Major() != build.v.Major() || tv.v.Minor() != build.v.Minor() || tv.v.Patch() != build.v.Patch() {
+				return failToPatch.answer(chName, target)
+			}
+		case release.PolicyVersionNumber:
+			// A bundle without min_update_version has no native floor.
+			if b.MinUpdateVersion != "" {
+				mv := parseVersion(b.MinUpdateVersion)
+				if mv.v == nil {
+					return failMinUpdateSemver.answer(chName, target)
+				}
+				if mv.v.GreaterThan(build.v) {
+					return failToMetadata.answer(chName, target)
+				}
+			}
+		}
+		if ch.DisableUnderNative && tv.v.LessThan(build.v) {
+			return failUnderNative.answer(chName, target)
+		}
+	}
+	if req.IsProd && !ch.AllowProd {
+		return failProdBuild.answer(chName, target)
+	}
+	if !req.IsProd && !ch.AllowDev {
+		return failDevBuild.answer(chName, target)
+	}
+	if req.IsEmulator && !ch.AllowEmulator {
+		return failEmulator.answer(chName, target)
+	}
+	if !req.IsEmulator && !ch.AllowDevice {
+		return failDevice.answer(chName, target)
+	}
+
+	// 7. No bundle on the channel: back to the builtin bundle.
+	if builtinTarget {
+		if onBuiltin {
+			return failAlreadyOnBuiltin.answer(chName, ResultBuiltin)
+		}
+		return Answer{Status: http.StatusOK, Body: builtinBody, Result: ResultBuiltin, Channel: chName, Version: ResultBuiltin, res: resBuiltin}
+	}
+
+	// 8. The update.
+	return Answer{Status: http.StatusOK, Body: successBody(b, BundleURL(opts.PublicURL, b)), Result: ResultUpdate, Channel: chName, Version: target, res: resUpdate}
+}
+
+// keyIDMismatch: both set and neither a prefix of the other (older plugins
+// sent a shorter key id than the 20 characters sent today).
+func keyIDMismatch(device, bundle string) bool {
+	if device == "" || bundle == "" {
+		return false
+	}
+	return !strings.HasPrefix(device, bundle) && !strings.HasPrefix(bundle, device)
+}
+
+// BundleURL is where a device downloads a bundle: its external URL, or
+// public_url/bundles/<app>/<version>.zip. Manifest-only bundles get the same
+// form as a placeholder, since the plugin requires a parseable url.
+func BundleURL(publicURL string, b *release.Bundle) string {
+	if b.ExternalURL != "" {
+		return b.ExternalURL
+	}
+	publicURL = strings.TrimRight(publicURL, "/")
+	return publicURL + "/bundles/" + url.PathEscape(b.AppID) + "/" + url.PathEscape(b.Version) + ".zip"
+}
+
+// ResolveChannel finds the channel serving a device (PROTOCOL.md §2 step 2):
+// an operator override (if its channel exists) wins; else defaultChannel
+// when it exists, is enabled for the platform and is public or
+// self-assignable; else the app's first public channel (by name) enabled
+// for the platform.
+//
+// code is "" when ch serves the device. When no channel serves it but the
+// requested defaultChannel (or failing that a public channel) exists, ch is
+// that channel and code says why it refuses the device
+// (disabled_platform_<platform> or cannot_update_via_private_channel); the
+// device is still attributed to it. ch is nil with code no_channel or
+// app_not_found when there is nothing to attribute.
+func ResolveChannel(snap *release.Snapshot, appID, deviceID, platform, defaultChannel string) (*release.Channel, string) {
+	if snap == nil {
+		snap = emptySnapshot
+	}
+	if _, ok := snap.App(appID); !ok {
+		return nil, CodeAppNotFound
+	}
+	platform = strings.ToLower(platform)
+	ch, viaOverride := resolve(snap, appID, strings.ToLower(deviceID), platform, defaultChannel)
+	switch {
+	case ch == nil:
+		return nil, CodeNoChannel
+	case !ch.PlatformEnabled(platform):
+		return ch, resultCodes[platformFailure(platform).res]
+	case !viaOverride && !ch.Public && !ch.AllowSelfSet:
+		return ch, CodePrivateChannel
+	}
+	return ch, ""
+}
+
+// resolve implements ResolveChannel. When nothing serves the device it
+// falls back to the requested channel, then to any public channel, so the
+// policy checks can say precisely why the device is refused.
+func resolve(snap *release.Snapshot, appID, deviceID, platform, defaultChannel string) (ch *release.Channel, viaOverride bool) {
+	if name, ok := snap.Override(appID, deviceID); ok {
+		if c, ok := snap.Channel(appID, name); ok {
+			return c, true
+		}
+		// A dangling override (channel deleted) is ignored.
+	}
+	var requested *release.Channel
+	if defaultChannel != "" {
+		if c, ok := snap.Channel(appID, defaultChannel); ok {
+			if c.PlatformEnabled(platform) && (c.Public || c.AllowSelfSet) {
+				return c, false
+			}
+			requested = c
+		}
+	}
+	var anyPublic *release.Channel
+	for _, c := range snap.Channels(appID) {
+		if !c.Public {
+			continue
+		}
+		if c.PlatformEnabled(platform) {
+			return c, false
+		}
+		if anyPublic == nil {
+			anyPublic = c
+		}
+	}
+	if requested != nil {
+		return requested, false
+	}
+	return anyPublic, false
+}
+
+// defaultPublic is the channel a device gets without asking for one.
+func defaultPublic(snap *release.Snapshot, appID, platform string) *release.Channel {
+	for _, c := range snap.Channels(appID) {
+		if c.Public && c.PlatformEnabled(platform) {
+			return c
+		}
+	}
+	return nil
+}
+
+// RolloutBuckets is the resolution of rollout percentages: 0.01 %.
+const RolloutBuckets = 10000
+
+// RolloutBucket places a device in [0, RolloutBuckets) for one rollout of
+// a channel. The hash covers the rollout bundle, so a new rollout draws a
+// new cohort, while the same rollout always draws the same one.
+func RolloutBucket(appID, channel, rolloutBundle, deviceID string) uint32 {
+	// FNV-1a over the fields with separators, then a 64-bit finaliser
+	// (murmur3 fmix64) so that the low bits mix well.
+	const (
+		offset = 14695981039346656037
+		prime  = 1099511628211
+	)
+	h := uint64(offset)
+	for _, s := range [...]string{appID, channel, rolloutBundle, deviceID} {
+		for i := 0; i < len(s); i++ {
+			h ^= uint64(s[i])
+			h *= prime
+		}
+		h ^= 0xff // separator: ("ab","c") differs from ("a","bc")
+		h *= prime
+	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return uint32(h % RolloutBuckets)
+}
+
+// InRollout reports whether a device takes the rollout bundle at this
+// percentage. Membership is sticky (no randomness, no state) and monotonic:
+// a device in at p% stays in at every q ≥ p.
+func InRollout(appID, channel, rolloutBundle, deviceID string, percent float64) bool {
+	if rolloutBundle == "" || !(percent > 0) {
+		return false
+	}
+	if percent >= 100 {
+		return true
+	}
+	threshold := uint32(math.Round(percent * (RolloutBuckets / 100)))
+	return RolloutBucket(appID, channel, rolloutBundle, strings.ToLower(deviceID)) < threshold
+}

@@ -1,0 +1,7 @@
+// Package update answers the device-facing update check and channel calls
+// of the capacitor-updater plugin from an in-memory release snapshot.
+//
+// Decide is the pure update decision (PROTOCOL.md §2) and ResolveChannel the
+// pure channel resolution shared with stats ingestion; Handler mounts
+// /updates and /channel_self on a chi router.
+package update

@@ -1,0 +1,66 @@
+package update
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/Masterminds/semver/v3"
+)
+
+// semverInfo is a parsed (possibly coerced) version; v is nil when the
+// string cannot be read as semver.
+type semverInfo struct {
+	v     *semver.Version
+	canon string // v.String(), e.g. "5.0.0" for "5"
+}
+
+// Native versions and bundle versions are a small set across a fleet, so
+// parses are memoised: the hot path then neither allocates nor runs the
+// coercing regex. The cache stops growing at versionCacheMax entries so
+// junk input cannot make it grow without bound.
+const (
+	versionCacheMax = 1 << 14
+	versionMaxLen   = semver.MaxVersionLen
+)
+
+var versionCache struct {
+	mu sync.RWMutex
+	m  map[string]semverInfo
+}
+
+func init() { versionCache.m = make(map[string]semverInfo, 256) }
+
+// parseVersion reads s as semver, coercing "5" to 5.0.0 and "1.2" to 1.2.0.
+func parseVersion(s string) semverInfo {
+	versionCache.mu.RLock()
+	e, ok := versionCache.m[s]
+	versionCache.mu.RUnlock()
+	if ok {
+		return e
+	}
+	e = parseVersionUncached(s)
+	if len(s) <= versionMaxLen {
+		versionCache.mu.Lock()
+		if len(versionCache.m) < versionCacheMax {
+			versionCache.m[strings.Clone(s)] = e
+		}
+		versionCache.mu.Unlock()
+	}
+	return e
+}
+
+func parseVersionUncached(s string) semverInfo {
+	t := strings.TrimSpace(s)
+	if t == "" || len(t) > versionMaxLen {
+		return semverInfo{}
+	}
+	// StrictNewVersion is regex-free; the coercing parser is the fallback.
+	v, err := semver.StrictNewVersion(t)
+	if err != nil {
+		v, err = semver.NewVersion(t)
+		if err != nil {
+			return semverInfo{}
+		}
+	}
+	return semverInfo{v: v, canon: v.String()}
+}
