@@ -1,0 +1,315 @@
+package admin
+
+import (
+	"archive/zip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/capstan-io/capstan/update/bundlezip"
+	"github.com/capstan-io/capstan/update/release"
+)
+
+// maxMetadataBytes bounds the metadata part; manifests of large delta
+// bundles list thousands of files.
+const maxMetadataBytes = 16 << 20
+
+func (a *API) listBundles(w http.ResponseWriter, r *http.Request) error {
+	snap, app, err := a.appOf(r)
+	if err != nil {
+		return err
+	}
+	bs := snap.Bundles(app.ID)
+	sortBundles(bs)
+	out := make([]release.Bundle, len(bs))
+	for i, b := range bs {
+		out[i] = *b
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) getBundle(w http.ResponseWriter, r *http.Request) error {
+	snap, app, err := a.appOf(r)
+	if err != nil {
+		return err
+	}
+	v := chi.URLParam(r, "version")
+	b, ok := snap.Bundle(app.ID, v)
+	if !ok {
+		return notFound("bundle_not_found", fmt.Sprintf("app %q has no bundle %q", app.ID, v))
+	}
+	writeJSON(w, http.StatusOK, b)
+	return nil
+}
+
+// deleteBundle refuses while a channel points at the bundle (as its
+// bundle or rollout bundle): devices would get no_bundle.
+func (a *API) deleteBundle(w http.ResponseWriter, r *http.Request) error {
+	a.writeMu.Lock()
+	defer a.writeMu.Unlock()
+	snap, app, err := a.appOf(r)
+	if err != nil {
+		return err
+	}
+	v := chi.URLParam(r, "version")
+	if _, ok := snap.Bundle(app.ID, v); !ok {
+		return notFound("bundle_not_found", fmt.Sprintf("app %q has no bundle %q", app.ID, v))
+	}
+	for _, c := range snap.Channels(app.ID) {
+		if c.Bundle == v || c.RolloutBundle == v {
+			return conflict("bundle_in_use", fmt.Sprintf("channel %q points at bundle %q; point it elsewhere first", c.Name, v))
+		}
+	}
+	if err := a.store.DeleteBundle(r.Context(), app.ID, v); err != nil {
+		switch {
+		case errors.Is(err, errStoreInUse):
+			return conflict("bundle_in_use", fmt.Sprintf("bundle %q is in use: %v", v, err))
+		case errors.Is(err, errStoreNotFound):
+			return notFound("bundle_not_found", fmt.Sprintf("app %q has no bundle %q", app.ID, v))
+		}
+		return fmt.Errorf("delete bundle: %w", err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// upload is what uploadBundle gathered from the request body.
+type upload struct {
+	meta     *BundleMetadata
+	file     *os.File // nil when no file part came
+	size     int64
+	checksum string // SHA-256 hex of the file
+}
+
+func (u *upload) close() {
+	if u.file != nil {
+		u.file.Close()
+		os.Remove(u.file.Name())
+	}
+}
+
+// uploadBundle accepts multipart/form-data with a `metadata` JSON part and
+// a `file` part (the zip), or a bare JSON metadata body for bundles served
+// from external_url. The zip is spooled to a temp file, checked, then
+// handed to the store.
+func (a *API) uploadBundle(w http.ResponseWriter, r *http.Request) error {
+	_, app, err := a.appOf(r)
+	if err != nil {
+		return err
+	}
+	limit := a.maxUpload + maxMetadataBytes + 1<<20 // room for part headers
+	if r.ContentLength > limit {
+		return a.tooLarge()
+	}
+	u := &upload{}
+	defer u.close()
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mt {
+	case "multipart/form-data":
+		if err := a.readMultipart(http.MaxBytesReader(w, r.Body, limit), params["boundary"], u); err != nil {
+			return err
+		}
+	case "application/json":
+		u.meta = &BundleMetadata{}
+		if err := decodeJSONFrom(http.MaxBytesReader(w, r.Body, maxMetadataBytes), u.meta, false); err != nil {
+			return err
+		}
+	default:
+		return newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "upload a bundle as multipart/form-data (parts `metadata` and `file`), or as application/json metadata with external_url")
+	}
+	if u.meta == nil {
+		return badRequest("missing_metadata", "the upload needs a `metadata` part (JSON with at least version)")
+	}
+	m := u.meta
+	if err := checkMetadata(m, u.file != nil); err != nil {
+		return err
+	}
+	if _, ok := a.store.Snapshot().Bundle(app.ID, m.Version); ok {
+		return conflict("bundle_exists", fmt.Sprintf("app %q already has bundle %q; versions are immutable, upload a new version", app.ID, m.Version))
+	}
+	b := release.Bundle{
+		AppID: app.ID, Version: m.Version,
+		Checksum: m.Checksum, SessionKey: m.SessionKey, KeyID: m.KeyID,
+		ExternalURL: m.ExternalURL, Manifest: m.Manifest,
+		MinUpdateVersion: m.MinUpdateVersion, Link: m.Link, Comment: m.Comment,
+		Breaking: m.Breaking, Data: m.Data, CreatedAt: a.now(),
+	}
+	var zipBody io.Reader
+	if u.file != nil {
+		if err := a.checkZip(u, m); err != nil {
+			return err
+		}
+		if m.SessionKey == "" {
+			b.Checksum = u.checksum
+		}
+		if _, err := u.file.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("rewind upload: %w", err)
+		}
+		zipBody = u.file
+	}
+	if err := a.store.CreateBundle(r.Context(), b, zipBody); err != nil {
+		switch {
+		case errors.Is(err, errStoreExists):
+			return conflict("bundle_exists", fmt.Sprintf("app %q already has bundle %q", app.ID, m.Version))
+		case errors.Is(err, errStoreNotFound):
+			return notFound("app_not_found", fmt.Sprintf("no app %q", app.ID))
+		}
+		return fmt.Errorf("create bundle: %w", err)
+	}
+	if got, ok := a.store.Snapshot().Bundle(app.ID, m.Version); ok {
+		b = *got
+	}
+	a.log.Info("bundle uploaded", "app", app.ID, "version", b.Version, "size", b.Size, "encrypted", b.SessionKey != "", "external", b.ExternalURL != "")
+	writeJSON(w, http.StatusCreated, b)
+	return nil
+}
+
+// checkZip validates a plaintext zip and its checksum; an encrypted one
+// cannot be read, so it is only checked not to be a plain zip.
+func (a *API) checkZip(u *upload, m *BundleMetadata) error {
+	if u.size == 0 {
+		return badRequest("empty_file", "the uploaded file is empty")
+	}
+	if m.SessionKey != "" {
+		if _, err := zip.NewReader(u.file, u.size); err == nil {
+			return badRequest("not_encrypted", "session_key is set but the file is a plain zip; upload the encrypted zip from `npx @capgo/cli bundle encrypt`")
+		}
+		return nil
+	}
+	if _, err := bundlezip.Validate(u.file, u.size, a.limits); err != nil {
+		var ze *bundlezip.Error
+		if errors.As(err, &ze) {
+			status := http.StatusBadRequest
+			if ze.Code == bundlezip.CodeTooLarge || ze.Code == bundlezip.CodeTooManyFiles {
+				status = http.StatusRequestEntityTooLarge
+			}
+			return newError(status, ze.Code, ze.Error())
+		}
+		return fmt.Errorf("validate zip: %w", err)
+	}
+	if m.Checksum != "" && m.Checksum != u.checksum {
+		return badRequest("checksum_mismatch", fmt.Sprintf("checksum %s does not match the uploaded zip's SHA-256 %s", m.Checksum, u.checksum))
+	}
+	return nil
+}
+
+func (a *API) tooLarge() error {
+	return newError(http.StatusRequestEntityTooLarge, "upload_too_large", fmt.Sprintf("bundle uploads are limited to %d bytes", a.maxUpload))
+}
+
+func (a *API) readMultipart(body io.Reader, boundary string, u *upload) error {
+	if boundary == "" {
+		return badRequest("invalid_multipart", "multipart/form-data without a boundary")
+	}
+	mr := multipart.NewReader(body, boundary)
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return a.bodyError(err, "read multipart body")
+		}
+		switch name := part.FormName(); name {
+		case "metadata":
+			if u.meta != nil {
+				return badRequest("invalid_multipart", "more than one `metadata` part")
+			}
+			u.meta = &BundleMetadata{}
+			lr := &limitedReader{r: part, n: maxMetadataBytes, err: newError(http.StatusRequestEntityTooLarge, "metadata_too_large", fmt.Sprintf("metadata larger than %d bytes", maxMetadataBytes))}
+			if err := decodeJSONFrom(lr, u.meta, false); err != nil {
+				var ae *apiError
+				if errors.As(err, &ae) && ae.code == "invalid_json_body" {
+					if lr.hit {
+						return lr.err
+					}
+					return badRequest("invalid_metadata", strings.Replace(ae.message, "invalid JSON body", "invalid metadata JSON", 1))
+				}
+				return err
+			}
+		case "file":
+			if u.file != nil {
+				return badRequest("invalid_multipart", "more than one `file` part")
+			}
+			if err := a.spool(part, u); err != nil {
+				return err
+			}
+		default:
+			return badRequest("invalid_multipart", fmt.Sprintf("unexpected part %q; expected `metadata` and `file`", name))
+		}
+		part.Close()
+	}
+}
+
+// spool copies the file part to a temp file, hashing it on the way.
+func (a *API) spool(part io.Reader, u *upload) error {
+	f, err := os.CreateTemp(a.tempDir, "capstan-upload-*.zip")
+	if err != nil {
+		return fmt.Errorf("spool upload: %w", err)
+	}
+	u.file = f
+	h := sha256.New()
+	lr := &limitedReader{r: part, n: a.maxUpload, err: a.tooLarge()}
+	n, err := io.Copy(io.MultiWriter(f, h), lr)
+	if err != nil {
+		if lr.hit {
+			return lr.err
+		}
+		var ae *apiError
+		if errors.As(err, &ae) {
+			return ae
+		}
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("spool upload: %w", err)
+		}
+		return a.bodyError(err, "read file part")
+	}
+	u.size = n
+	u.checksum = hex.EncodeToString(h.Sum(nil))
+	return nil
+}
+
+// bodyError classifies a failure reading the request body.
+func (a *API) bodyError(err error, what string) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return a.tooLarge()
+	}
+	return badRequest("invalid_multipart", fmt.Sprintf("%s: %v", what, err))
+}
+
+// limitedReader fails with err once more than n bytes are read.
+type limitedReader struct {
+	r   io.Reader
+	n   int64
+	err error
+	hit bool
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		l.hit = true
+		return 0, l.err
+	}
+	if int64(len(p)) > l.n+1 {
+		p = p[:l.n+1]
+	}
+	k, err := l.r.Read(p)
+	l.n -= int64(k)
+	if l.n < 0 {
+		l.hit = true
+		return k, l.err
+	}
+	return k, err
+}
