@@ -21,7 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-func testBus(t *testing.T, dir, listen string) *bus.Bus {
+func testBus(t testing.TB, dir, listen string) *bus.Bus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -1,0 +1,74 @@
+package release
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestKeysRoundTrip(t *testing.T) {
+	tests := []struct {
+		key  string
+		kind string
+		segs []string
+	}{
+		{appKey("com.example.app"), kindApp, []string{"com.example.app"}},
+		{chanKey("com.a", "beta.1"), kindChannel, []string{"com.a", "beta.1"}},
+		{bundleKey("com.a", "1.0.0+build/7 ü"), kindBundle, []string{"com.a", "1.0.0+build/7 ü"}},
+		{ovrKey("com.a", "0a1b-uuid"), kindOverride, []string{"com.a", "0a1b-uuid"}},
+		{tokenKey(strings.Repeat("a", 64)), kindToken, []string{strings.Repeat("a", 64)}},
+		{chanSeqKey("com.a"), kindChanSeq, []string{"com.a"}},
+	}
+	for _, tt := range tests {
+		pk, err := parseKey(tt.key)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.key, err)
+		}
+		if pk.kind != tt.kind || strings.Join(pk.segs, "|") != strings.Join(tt.segs, "|") {
+			t.Errorf("%s: got %+v", tt.key, pk)
+		}
+		for _, c := range tt.key {
+			if !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.", c) {
+				t.Errorf("%s: unsafe key character %q", tt.key, c)
+			}
+		}
+	}
+}
+
+func TestParseKeyRejects(t *testing.T) {
+	for _, k := range []string{"", "nope.x", "app", "app.a.b", "chan.YQ", "chan.YQ.!!", "ovr.YQ.YQ.YQ"} {
+		if _, err := parseKey(k); err == nil {
+			t.Errorf("%q accepted", k)
+		}
+	}
+}
+
+func TestValidSegment(t *testing.T) {
+	tests := []struct {
+		in string
+		ok bool
+	}{
+		{"com.example.app", true},
+		{"1.0.0+build.7", true},
+		{"", false},
+		{strings.Repeat("x", maxSegment+1), false},
+		{"a\x00b", false},
+		{"a\nb", false},
+		{"\xff", false},
+	}
+	for _, tt := range tests {
+		err := validSegment("id", tt.in)
+		if (err == nil) != tt.ok {
+			t.Errorf("%q: %v", tt.in, err)
+		}
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: not ErrInvalid: %v", tt.in, err)
+		}
+	}
+}
+
+func TestValidHashHex(t *testing.T) {
+	if !validHashHex(strings.Repeat("0a", 32)) || validHashHex(strings.Repeat("0A", 32)) || validHashHex("00") || validHashHex(strings.Repeat("zz", 32)) {
+		t.Fatal("validHashHex")
+	}
+}
