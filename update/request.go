@@ -93,7 +93,7 @@ func (b *optBool) UnmarshalJSON(data []byte) error {
 		*b = boolTrue
 	case "false", `"false"`, "0", `"0"`:
 		*b = boolFalse
-	case "null", `""`:
+	case "null", `""`, "":
 		*b = boolUnset
 	default:
 		return errBadBool
@@ -237,8 +237,8 @@ func DecodeLegacyHeaders(h http.Header) (r Request, ok bool, rerr *RequestError)
 		VersionCode:   h.Get("cap_version_code"),
 		VersionOS:     h.Get("cap_version_os"),
 	}
-	_ = w.IsEmulator.UnmarshalJSON([]byte(h.Get("cap_is_emulator")))
-	_ = w.IsProd.UnmarshalJSON([]byte(h.Get("cap_is_prod")))
+	_ = w.IsEmulator.UnmarshalJSON([]byte(strings.ToLower(h.Get("cap_is_emulator"))))
+	_ = w.IsProd.UnmarshalJSON([]byte(strings.ToLower(h.Get("cap_is_prod"))))
 	r = w.request()
 	return r, true, r.normalize()
 }
@@ -262,10 +262,10 @@ func DecodeQuery(q url.Values) (Request, *RequestError) {
 		KeyID:          q.Get("key_id"),
 		Channel:        q.Get("channel"),
 	}
-	if err := w.IsEmulator.UnmarshalJSON([]byte(q.Get("is_emulator"))); err != nil {
+	if err := w.IsEmulator.UnmarshalJSON([]byte(strings.ToLower(q.Get("is_emulator")))); err != nil {
 		return Request{}, badRequest(resInvalidJSON, "is_emulator must be true or false")
 	}
-	if err := w.IsProd.UnmarshalJSON([]byte(q.Get("is_prod"))); err != nil {
+	if err := w.IsProd.UnmarshalJSON([]byte(strings.ToLower(q.Get("is_prod")))); err != nil {
 		return Request{}, badRequest(resInvalidJSON, "is_prod must be true or false")
 	}
 	r := w.request()
