@@ -326,7 +326,10 @@ func TestDecideOrder(t *testing.T) {
 			func(r *Request) { r.KeyID, r.VersionName = "bbbb", "1.2.0" }, CodeKeyIDMismatch},
 		{"up to date before platform", func(c *release.Channel) { c.IOS = false }, nil, func(r *Request) { r.VersionName = "1.2.0" }, CodeNoNewVersion},
 		{"platform before major", func(c *release.Channel) { c.IOS, c.DisableAutoUpdate, c.Bundle = false, release.PolicyMajor, "2.0.0" }, nil, nil, CodeDisabledIOS},
-		{"major before private", func(c *release.Channel) { noPublicPrivate(c); c.DisableAutoUpdate, c.Bundle = release.PolicyMajor, "2.0.0" }, nil, withDefault, CodeToMajor},
+		{"major before private", func(c *release.Channel) {
+			noPublicPrivate(c)
+			c.DisableAutoUpdate, c.Bundle = release.PolicyMajor, "2.0.0"
+		}, nil, withDefault, CodeToMajor},
 		{"private before minor", func(c *release.Channel) { noPublicPrivate(c); c.DisableAutoUpdate = release.PolicyMinor }, nil, withDefault, CodePrivateChannel},
 		{"private before patch", func(c *release.Channel) { noPublicPrivate(c); c.DisableAutoUpdate = release.PolicyPatch }, nil, withDefault, CodePrivateChannel},
 		{"private before under native", func(c *release.Channel) { noPublicPrivate(c); c.Bundle = "0.9.0" }, nil, withDefault, CodePrivateChannel},
