@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -114,19 +113,4 @@ func ServeBaseline(ln net.Listener, out io.Writer) error {
 	fmt.Fprintf(out, "listening on %s\n", ln.Addr())
 	srv := &http.Server{Handler: BaselineHandler(), ReadHeaderTimeout: 10 * time.Second}
 	return srv.Serve(ln)
-}
-
-// readListenLine waits for the "listening on ADDR" line of ServeBaseline.
-func readListenLine(r io.Reader) (string, error) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		var addr string
-		if _, err := fmt.Sscanf(sc.Text(), "listening on %s", &addr); err == nil {
-			return addr, nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return "", err
-	}
-	return "", io.EOF
 }

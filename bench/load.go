@@ -31,6 +31,9 @@ type Load struct {
 	StampBase int64
 	// Stamp, when non-nil, is shared between runs so numbers never repeat.
 	Stamp *atomic.Int64
+	// Rate, when positive, paces the run to this many requests per second
+	// in total (an offered load); 0 sends as fast as answers come back.
+	Rate float64
 }
 
 // Result is what a Load measured.
@@ -87,7 +90,8 @@ func (l *Load) Run(ctx context.Context, client *http.Client) (*Result, error) {
 	}
 	if l.Stamp == nil {
 		l.Stamp = &atomic.Int64{}
-		l.Stamp.Store(l.StampBase)
+		// 13 digits without a leading zero keep the JSON number valid.
+		l.Stamp.Store(max(l.StampBase, placeholder))
 	}
 	if l.Warmup > 0 {
 		warm := *l
@@ -100,8 +104,8 @@ func (l *Load) Run(ctx context.Context, client *http.Client) (*Result, error) {
 }
 
 func (l *Load) run(ctx context.Context, client *http.Client) (*Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.Duration)
-	defer cancel()
+	// Workers stop taking new requests at the deadline but let requests in
+	// flight finish, so every event the server accepted is counted.
 	var next atomic.Int64 // request tickets
 	max := l.MaxRequests
 	if max <= 0 {
@@ -110,6 +114,7 @@ func (l *Load) run(ctx context.Context, client *http.Client) (*Result, error) {
 	ws := make([]*worker, l.Workers)
 	var wg sync.WaitGroup
 	start := time.Now()
+	deadline := start.Add(l.Duration)
 	for i := range ws {
 		w := &worker{hist: NewHistogram(), status: map[int]int64{}, answers: map[string]int64{}, errs: map[string]int64{}}
 		ws[i] = w
@@ -119,6 +124,18 @@ func (l *Load) run(ctx context.Context, client *http.Client) (*Result, error) {
 			for ctx.Err() == nil {
 				n := next.Add(1)
 				if n > max {
+					return
+				}
+				if l.Rate > 0 {
+					at := start.Add(time.Duration(float64(n-1) / l.Rate * float64(time.Second)))
+					if at.After(deadline) {
+						return
+					}
+					if d := time.Until(at); d > 0 {
+						time.Sleep(d)
+					}
+				}
+				if !time.Now().Before(deadline) {
 					return
 				}
 				req := &l.Requests[(n-1)%int64(len(l.Requests))]

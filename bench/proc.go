@@ -34,7 +34,8 @@ type Proc struct {
 	done chan error
 }
 
-// StartProc runs bin with args, its output going to logPath.
+// StartProc runs bin with args in environment env (nil: this process's),
+// its output going to logPath.
 func StartProc(name, bin string, args, env []string, logPath string) (*Proc, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -42,7 +43,7 @@ func StartProc(name, bin string, args, env []string, logPath string) (*Proc, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = env
 	// Own process group: a Ctrl-C on the benchmark reaches us, and we stop
 	// the child in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -1,0 +1,325 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MarkerApp is the app id of the lag markers of the e2e scenario: a
+// primary-key prefix of its own, so polling for markers reads little.
+const MarkerApp = "io.capstan.bench.marker"
+
+// markers sends one uniquely tagged event every interval, records when it
+// was acknowledged, and polls ClickHouse for when it became queryable.
+type markers struct {
+	mu    sync.Mutex
+	acked map[string]time.Time
+	seen  map[string]time.Time
+	fails int
+}
+
+func (m *markers) send(ctx context.Context, client *http.Client, base string, d Device, run string, every time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for seq := 0; ; seq++ {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		id := fmt.Sprintf("%s-%06d", run, seq)
+		ev := statEvent{info: d.info(), Action: "app_launch_ready", Timestamp: time.Now().UnixMilli()}
+		ev.AppID, ev.CustomID, ev.DefaultChannel = MarkerApp, id, ""
+		body, _ := json.Marshal([]statEvent{ev})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/stats", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			m.mu.Lock()
+			m.fails++
+			m.mu.Unlock()
+			continue
+		}
+		var ans bytes.Buffer
+		ans.ReadFrom(resp.Body)
+		resp.Body.Close()
+		now := time.Now()
+		m.mu.Lock()
+		if resp.StatusCode/100 == 2 && !bytes.Contains(ans.Bytes(), statusErrJSON) {
+			m.acked[id] = now
+		} else {
+			m.fails++
+		}
+		m.mu.Unlock()
+	}
+}
+
+func (m *markers) poll(ctx context.Context, ch *ClickHouse, db, run string) error {
+	out, err := ch.Query(ctx, fmt.Sprintf("SELECT custom_id FROM %s.capstan_events WHERE app_id = '%s' AND custom_id LIKE '%s-%%'", db, MarkerApp, run))
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range strings.Fields(out) {
+		if _, ok := m.seen[id]; !ok {
+			m.seen[id] = now
+		}
+	}
+	return nil
+}
+
+// lags returns acceptance→queryable lag of every acknowledged marker that
+// arrived, and how many acknowledged markers never arrived.
+func (m *markers) lags() (*Histogram, int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := NewHistogram()
+	missing := 0
+	for id, a := range m.acked {
+		s, ok := m.seen[id]
+		if !ok {
+			missing++
+			continue
+		}
+		h.Record(max(s.Sub(a), 0))
+	}
+	return h, missing
+}
+
+func (m *markers) counts() (acked, seen int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id := range m.acked {
+		if _, ok := m.seen[id]; ok {
+			seen++
+		}
+	}
+	return len(m.acked), seen
+}
+
+type chCounts struct {
+	rows, distinct, rollup int64
+}
+
+func queryCounts(ctx context.Context, ch *ClickHouse, db string) (chCounts, error) {
+	var c chCounts
+	out, err := ch.Query(ctx, fmt.Sprintf("SELECT count(), uniqExact(event_id) FROM %s.capstan_events", db))
+	if err != nil {
+		return c, err
+	}
+	f := strings.Fields(out)
+	if len(f) != 2 {
+		return c, fmt.Errorf("unexpected count answer %q", out)
+	}
+	c.rows, _ = strconv.ParseInt(f[0], 10, 64)
+	c.distinct, _ = strconv.ParseInt(f[1], 10, 64)
+	out, err = ch.Query(ctx, fmt.Sprintf("SELECT uniqExactMerge(events) FROM %s.capstan_events_minute", db))
+	if err != nil {
+		return c, err
+	}
+	c.rollup, _ = strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+	return c, nil
+}
+
+// E2E drives 20-event stats bodies at Config.Rate events/s for
+// Config.Duration into a front that runs the consumer in-process, with a
+// ClickHouse server of its own, and measures sustained throughput, the
+// lag from acknowledgement to queryable, and loss.
+func (e *Env) E2E(ctx context.Context, c Config) (*Report, error) {
+	rep := &Report{Title: "end to end", Started: time.Now()}
+	const db = "capstan"
+	ch, err := StartClickHouse(ctx, filepath.Join(e.Dir, "clickhouse"))
+	if err != nil {
+		return nil, err
+	}
+	defer ch.Stop()
+	e.Log("clickhouse on 127.0.0.1:%d (native), :%d (http)", ch.TCPPort, ch.HTTPPort)
+	front, err := e.StartFront(ctx, ServeOptions{Name: "front-e2e", ClickHouseURL: ch.DSN(db), Consume: true})
+	if err != nil {
+		return nil, err
+	}
+	defer front.Stop()
+	if err := waitTable(ctx, ch, db+".capstan_events", time.Minute); err != nil {
+		return nil, err
+	}
+	fleet := NewFleet(DefaultApps(), c.Devices, c.Seed)
+	client := NewClient(c.Workers)
+	defer client.CloseIdleConnections()
+	reqs := StatsRequests(fleet, 4000, 20, c.Seed+20)
+	stamp := newStamp()
+
+	// Baseline: the bare handler's closed-loop ceiling for the same bodies.
+	bp, burl, err := e.StartBaseline(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bl := c.load(burl, reqs, stamp)
+	bl.Duration = min(c.Duration, 10*time.Second)
+	bres, err := bl.Run(ctx, client)
+	bp.Stop(5 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	e.Log("e2e baseline (bare handler, closed loop): %s", bres.Summary(true))
+
+	// Warm up the pipeline (connections, first inserts), then measure from
+	// an empty-of-our-events state: counts below subtract what is there.
+	warm := c.load(front.BaseURL, reqs, stamp)
+	warm.Warmup, warm.Duration, warm.MaxRequests = 0, 2*time.Second, 500
+	if _, err := warm.Run(ctx, client); err != nil {
+		return nil, err
+	}
+	if err := waitSettled(ctx, ch, db, time.Minute); err != nil {
+		return nil, err
+	}
+	before, err := queryCounts(ctx, ch, db)
+	if err != nil {
+		return nil, err
+	}
+
+	run := fmt.Sprintf("m%d", time.Now().Unix())
+	mk := &markers{acked: map[string]time.Time{}, seen: map[string]time.Time{}}
+	stop := make(chan struct{})
+	pollDone := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		mk.send(ctx, NewClient(1), front.BaseURL, fleet.Devices[0], run, c.MarkerEvery, stop)
+	}()
+	go func() {
+		defer close(pollDone)
+		t := time.NewTicker(c.MarkerEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := mk.poll(ctx, ch, db, run); err != nil {
+				e.Log("marker poll: %v", err)
+			}
+			select {
+			case <-stop:
+				if a, s := mk.counts(); a == s {
+					return
+				}
+			default:
+			}
+		}
+	}()
+
+	l := c.load(front.BaseURL, reqs, stamp)
+	l.Warmup = 0
+	l.Rate = c.Rate / 20
+	if c.Rate > 0 {
+		l.MaxRequests = int64(c.Rate/20*c.Duration.Seconds()) + 1
+	}
+	t0 := time.Now()
+	res, err := l.Run(ctx, client)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	loadEnd := time.Now()
+	e.Log("e2e load: %s", res.Summary(true))
+	ackedMarkers, _ := mk.counts()
+	accepted := res.Events + int64(ackedMarkers)
+
+	// Wait for ClickHouse to hold every accepted event.
+	var after chCounts
+	caughtUp := time.Time{}
+	drainDeadline := time.Now().Add(c.Drain)
+	for time.Now().Before(drainDeadline) {
+		after, err = queryCounts(ctx, ch, db)
+		if err != nil {
+			return nil, err
+		}
+		if after.distinct-before.distinct >= accepted {
+			caughtUp = time.Now()
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	select {
+	case <-pollDone:
+	case <-time.After(10 * time.Second):
+	}
+	// Let merges and the MV settle, then take the final counts.
+	time.Sleep(time.Second)
+	if after, err = queryCounts(ctx, ch, db); err != nil {
+		return nil, err
+	}
+	stored := after.distinct - before.distinct
+	rolled := after.rollup - before.rollup
+	lost := accepted - stored
+	lag, missing := mk.lags()
+
+	sustained := float64(res.Events) / res.Elapsed.Seconds()
+	okRate := sustained >= 50_000
+	rep.add(Row{"end to end", fmt.Sprintf("events/s accepted over %s (offered %s)", c.Duration, perSec(c.Rate)), perSec(sustained), perSec(bres.EPS()), ratio(sustained, bres.EPS()), "≥ 50,000 events/s for 60 s", verdict(okRate && c.Duration >= time.Minute)})
+	if !caughtUp.IsZero() {
+		into := float64(accepted) / caughtUp.Sub(t0).Seconds()
+		rep.add(Row{"end to end", "events/s into ClickHouse (accepted ÷ time until all queryable)", perSec(into), "", "", "", ""})
+		rep.note("ClickHouse held every accepted event %.1fs after the load stopped", caughtUp.Sub(loadEnd).Seconds())
+	} else {
+		rep.note("ClickHouse did NOT catch up within %s after the load stopped", c.Drain)
+	}
+	lagOK := lag.Count() > 0 && lag.Quantile(.99) <= 3*time.Second && missing == 0
+	rep.add(Row{"end to end", "lag acknowledged → queryable p50 / p99 / max", fmt.Sprintf("%s / %s / %s", fmtDur(lag.Quantile(.5)), fmtDur(lag.Quantile(.99)), fmtDur(lag.Max())), "", "", "p99 ≤ 3 s", verdict(lagOK)})
+	rep.add(Row{"end to end", "events accepted / distinct event_id in ClickHouse / rollup uniqExactMerge", fmt.Sprintf("%s / %s / %s", thousands(accepted), thousands(stored), thousands(rolled)), "", "", "zero loss", verdict(lost <= 0 && rolled == stored)})
+	rep.note("%d lag markers (one 1-event request every %s, polled every %s; lag resolution ≈ the poll interval), %d never arrived, %d marker requests failed", lag.Count()+uint64(missing), c.MarkerEvery, c.MarkerEvery, missing, mk.fails)
+	rep.note("raw rows %s (duplicates before ReplacingMergeTree merges: %s); request latency %s (p50/p90/p99/max)", thousands(after.rows-before.rows), thousands((after.rows-before.rows)-stored), latencies(res))
+	if stored > accepted {
+		rep.note("%s more events stored than acknowledged: requests in flight when the generator stopped", thousands(stored-accepted))
+	}
+	if n, d := failures([]*Result{res}); n > 0 {
+		rep.note("FAILED requests/events: %d (%s)", n, d)
+	}
+	rep.note("baseline: bare handler, closed loop, %s, same bodies", bl.Duration)
+	return rep, nil
+}
+
+func waitTable(ctx context.Context, ch *ClickHouse, table string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		out, err := ch.Query(ctx, "EXISTS TABLE "+table)
+		if err == nil && strings.TrimSpace(out) == "1" {
+			return nil
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return fmt.Errorf("table %s not created within %s (is the consumer running?)", table, timeout)
+}
+
+// waitSettled waits until the event count stops changing for a second.
+func waitSettled(ctx context.Context, ch *ClickHouse, db string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	last := int64(-1)
+	for time.Now().Before(deadline) {
+		c, err := queryCounts(ctx, ch, db)
+		if err != nil {
+			return err
+		}
+		if c.distinct == last && c.distinct > 0 {
+			return nil
+		}
+		last = c.distinct
+		time.Sleep(1500 * time.Millisecond)
+	}
+	return fmt.Errorf("warm-up events still arriving after %s", timeout)
+}

@@ -1,0 +1,167 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Config sizes a scenario run.
+type Config struct {
+	Workers     int           // concurrent connections of the generator
+	Duration    time.Duration // per measured run
+	MaxRequests int64         // per measured run (0 = bounded by Duration only)
+	Rounds      int           // measured runs per side, interleaved
+	Devices     int
+	Seed        uint64
+	// E2E
+	Rate        float64       // offered events/s (0 = as fast as accepted)
+	Drain       time.Duration // how long to wait for ClickHouse to catch up
+	MarkerEvery time.Duration
+	// Memory
+	Overrides int
+	Bundles   int
+}
+
+// DefaultConfig is what the documented runs use unless flags say otherwise.
+func DefaultConfig() Config {
+	return Config{
+		Workers: 32, Duration: 10 * time.Second, MaxRequests: 5_000_000, Rounds: 3,
+		Devices: 10_000, Seed: 1,
+		Rate: 50_000, Drain: 3 * time.Minute, MarkerEvery: 100 * time.Millisecond,
+		Overrides: 1_000_000, Bundles: 1_000,
+	}
+}
+
+func (c Config) load(base string, reqs []Request, stamp *atomic.Int64) *Load {
+	return &Load{BaseURL: base, Requests: reqs, Workers: c.Workers, MaxRequests: c.MaxRequests,
+		Duration: c.Duration, Warmup: int64(min(len(reqs), 2000)), Stamp: stamp}
+}
+
+// newStamp returns a shared counter for Request.Stamps starting a day in
+// the past, so client timestamps stay plausible however many are used.
+func newStamp() *atomic.Int64 {
+	s := &atomic.Int64{}
+	s.Store(time.Now().Add(-24 * time.Hour).UnixMilli())
+	return s
+}
+
+// interleave runs the baseline and Capstan loads alternately, Rounds
+// times each, so background noise hits both sides alike.
+func (e *Env) interleave(ctx context.Context, c Config, name string, base, capstan *Load, client *http.Client) (b, s []*Result, err error) {
+	for i := range c.Rounds {
+		rb, err := base.Run(ctx, client)
+		if err != nil {
+			return nil, nil, err
+		}
+		e.Log("%s round %d baseline: %s", name, i+1, rb.Summary(true))
+		rs, err := capstan.Run(ctx, client)
+		if err != nil {
+			return nil, nil, err
+		}
+		e.Log("%s round %d capstan:  %s", name, i+1, rs.Summary(true))
+		b, s = append(b, rb), append(s, rs)
+	}
+	return b, s, nil
+}
+
+func failures(rs []*Result) (n int64, detail string) {
+	var parts []string
+	for _, r := range rs {
+		n += r.Failed + r.EventErrs
+		if r.Failed > 0 || r.EventErrs > 0 {
+			parts = append(parts, fmt.Sprintf("status %v errors %v event errors %d", r.Status, r.Errors, r.EventErrs))
+		}
+	}
+	return n, strings.Join(parts, "; ")
+}
+
+// Updates compares POST /updates of Capstan with the bare handler.
+func (e *Env) Updates(ctx context.Context, c Config) (*Report, error) {
+	rep := &Report{Title: "update check", Started: time.Now()}
+	fleet := NewFleet(DefaultApps(), c.Devices, c.Seed)
+	reqs := UpdateRequests(fleet)
+	front, err := e.StartFront(ctx, ServeOptions{Name: "front-updates"})
+	if err != nil {
+		return nil, err
+	}
+	defer front.Stop()
+	client := NewClient(c.Workers)
+	defer client.CloseIdleConnections()
+	admin := &Admin{BaseURL: front.BaseURL, Token: front.Token, Client: client}
+	if err := admin.SeedFleet(ctx, fleet); err != nil {
+		return nil, err
+	}
+	e.Log("seeded %d apps, %d devices (%d pinned)", len(fleet.Apps), len(fleet.Devices), len(fleet.Overrides()))
+	bp, burl, err := e.StartBaseline(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer bp.Stop(5 * time.Second)
+	bs, ss, err := e.interleave(ctx, c, "updates", c.load(burl, reqs, nil), c.load(front.BaseURL, reqs, nil), client)
+	if err != nil {
+		return nil, err
+	}
+	bm, bh := median(bs)
+	sm, sh := median(ss)
+	target := sm.RPS() >= 0.8*bm.RPS()
+	rep.add(Row{"update check", "checks/s (median of rounds)", perSec(sm.RPS()), perSec(bm.RPS()), ratio(sm.RPS(), bm.RPS()), "≥ 0.8× baseline", verdict(target)})
+	rep.add(Row{"update check", "latency p50 / p90 / p99 / max", latStr(sh), latStr(bh), "", "", ""})
+	rep.note("%d workers, %d distinct devices, %d rounds × %s per side, interleaved", c.Workers, len(reqs), c.Rounds, c.Duration)
+	rep.note("Capstan answers: %s", strings.Join(sm.SortedAnswers(), ", "))
+	if n, d := failures(append(bs, ss...)); n > 0 {
+		rep.note("FAILED requests: %d (%s)", n, d)
+	}
+	return rep, nil
+}
+
+func latStr(h *Histogram) string {
+	return fmt.Sprintf("%s / %s / %s / %s", fmtDur(h.Quantile(.5)), fmtDur(h.Quantile(.9)), fmtDur(h.Quantile(.99)), fmtDur(h.Max()))
+}
+
+// Stats compares events/s acknowledged by POST /stats with the bare
+// handler, for 1-event and 20-event bodies. Capstan runs without a
+// consumer: accepted events stay in JetStream.
+func (e *Env) Stats(ctx context.Context, c Config) (*Report, error) {
+	rep := &Report{Title: "stats accepted", Started: time.Now()}
+	fleet := NewFleet(DefaultApps(), c.Devices, c.Seed)
+	front, err := e.StartFront(ctx, ServeOptions{Name: "front-stats"})
+	if err != nil {
+		return nil, err
+	}
+	defer front.Stop()
+	client := NewClient(c.Workers)
+	defer client.CloseIdleConnections()
+	bp, burl, err := e.StartBaseline(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer bp.Stop(5 * time.Second)
+	stamp := newStamp()
+	for _, per := range []int{1, 20} {
+		reqs := StatsRequests(fleet, 4000, per, c.Seed+uint64(per))
+		name := fmt.Sprintf("stats/%d", per)
+		bs, ss, err := e.interleave(ctx, c, name, c.load(burl, reqs, stamp), c.load(front.BaseURL, reqs, stamp), client)
+		if err != nil {
+			return nil, err
+		}
+		bm, bh := median(bs)
+		sm, sh := median(ss)
+		tgt, v := "", ""
+		if per == 20 {
+			tgt, v = "≥ 100,000 events/s", verdict(sm.EPS() >= 100_000)
+		}
+		label := fmt.Sprintf("%d-event bodies", per)
+		rep.add(Row{"stats accepted", label + ": events/s", perSec(sm.EPS()), perSec(bm.EPS()), ratio(sm.EPS(), bm.EPS()), tgt, v})
+		rep.add(Row{"stats accepted", label + ": requests/s", perSec(sm.RPS()), perSec(bm.RPS()), ratio(sm.RPS(), bm.RPS()), "", ""})
+		rep.add(Row{"stats accepted", label + ": latency p50 / p90 / p99 / max", latStr(sh), latStr(bh), "", "", ""})
+		if n, d := failures(append(bs, ss...)); n > 0 {
+			rep.note("%s FAILED requests/events: %d (%s)", label, n, d)
+		}
+	}
+	rep.note("%d workers, bodies from %d devices with the realistic action mix, every event unique (distinct client timestamp); %d rounds × %s per side, interleaved; no consumer running (events stay in JetStream)", c.Workers, c.Devices, c.Rounds, c.Duration)
+	return rep, nil
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/capstan-io/capstan/bench"
+)
+
+const benchUsage = `usage: capstan bench <scenario> [flags]
+
+scenarios (each starts the processes it needs on loopback and prints a Markdown report):
+  updates   POST /updates of Capstan vs a bare chi handler
+  stats     events/s accepted by POST /stats (1- and 20-event bodies) vs the bare handler
+  e2e       events/s from HTTP into ClickHouse rows, lag to queryable, loss check
+  memory    resident memory of a front holding 1,000,000 overrides and 1,000 bundles
+  all       the four above in order
+`
+
+// runBench is `capstan bench`.
+func runBench(ctx context.Context, args []string) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprint(os.Stderr, benchUsage)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return flag.ErrHelp
+		}
+		return fmt.Errorf("missing scenario")
+	}
+	scenario, args := args[0], args[1:]
+	if scenario == "baseline-serve" {
+		fs := flag.NewFlagSet("bench baseline-serve", flag.ContinueOnError)
+		listen := fs.String("listen", "127.0.0.1:0", "loopback address to serve the bare handler on")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return bench.BaselineServe(ctx, *listen, os.Stdout)
+	}
+	d := bench.DefaultConfig()
+	fs := flag.NewFlagSet("bench "+scenario, flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(os.Stderr, benchUsage, "\nflags:\n"); fs.PrintDefaults() }
+	workers := intFlag(fs, "workers", "CAPSTAN_BENCH_WORKERS", d.Workers, "concurrent connections of the load generator")
+	duration := durationFlag(fs, "duration", "CAPSTAN_BENCH_DURATION", d.Duration, "length of each measured run (e2e: the sustained run; documented run uses 60s)")
+	requests := int64Flag(fs, "requests", "CAPSTAN_BENCH_REQUESTS", d.MaxRequests, "upper bound of requests per measured run")
+	rounds := intFlag(fs, "rounds", "CAPSTAN_BENCH_ROUNDS", d.Rounds, "measured runs per side (baseline, Capstan), interleaved; the median is reported")
+	devices := intFlag(fs, "devices", "CAPSTAN_BENCH_DEVICES", d.Devices, "distinct simulated devices")
+	rate := intFlag(fs, "rate", "CAPSTAN_BENCH_RATE", int(d.Rate), "e2e: offered events/s (0 = as fast as the front accepts)")
+	drain := durationFlag(fs, "drain", "CAPSTAN_BENCH_DRAIN", d.Drain, "e2e: how long to wait for ClickHouse to hold every accepted event")
+	overrides := intFlag(fs, "overrides", "CAPSTAN_BENCH_OVERRIDES", d.Overrides, "memory: device overrides to hold")
+	bundles := intFlag(fs, "bundles", "CAPSTAN_BENCH_BUNDLES", d.Bundles, "memory: bundles to hold")
+	dir := stringFlag(fs, "dir", "CAPSTAN_BENCH_DIR", "", "work directory for data and logs (default: a temporary one)")
+	keep := boolFlag(fs, "keep", "CAPSTAN_BENCH_KEEP", false, "keep the temporary work directory")
+	out := stringFlag(fs, "out", "CAPSTAN_BENCH_OUT", "", "also append the Markdown report to this file")
+	bin := stringFlag(fs, "bin", "CAPSTAN_BENCH_BIN", "", "capstan binary to start (default: this one)")
+	cpuprof := stringFlag(fs, "cpuprofile", "CAPSTAN_BENCH_CPUPROFILE", "", "write a CPU profile of the benchmark process (load generator) here")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	c := d
+	c.Workers, c.Duration, c.MaxRequests, c.Rounds, c.Devices = *workers, *duration, *requests, *rounds, *devices
+	c.Rate, c.Drain, c.Overrides, c.Bundles = float64(*rate), *drain, *overrides, *bundles
+	if c.Workers < 1 || c.Rounds < 1 || c.Devices < 1 || c.Duration <= 0 {
+		return fmt.Errorf("--workers, --rounds, --devices and --duration must be positive")
+	}
+	return bench.Command(ctx, scenario, c, bench.Options{Bin: *bin, Dir: *dir, Keep: *keep, Out: *out, CPUProf: *cpuprof})
+}
