@@ -87,6 +87,19 @@ func validSegment(what, s string) error {
 	return nil
 }
 
+// validPathSegment is validSegment plus what a URL path segment of a
+// bundle download must not hold: app ids and versions appear in
+// /bundles/{app}/{version}.zip.
+func validPathSegment(what, s string) error {
+	if err := validSegment(what, s); err != nil {
+		return err
+	}
+	if strings.ContainsAny(s, "/\\") || strings.Contains(s, "..") || s == "." {
+		return fmt.Errorf("%w: %s must not contain '/', '\\' or '..'", ErrInvalid, what)
+	}
+	return nil
+}
+
 // validHashHex accepts a lowercase SHA-256 hex digest.
 func validHashHex(h string) bool {
 	if len(h) != 64 {

@@ -67,6 +67,14 @@ func TestValidSegment(t *testing.T) {
 	}
 }
 
+func TestValidPathSegment(t *testing.T) {
+	for in, ok := range map[string]bool{"1.0.0+b.7": true, "com.a": true, "a/b": false, `a\b`: false, "..": false, "1..2": false, ".": false, "": false} {
+		if err := validPathSegment("v", in); (err == nil) != ok {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}
+
 func TestValidHashHex(t *testing.T) {
 	if !validHashHex(strings.Repeat("0a", 32)) || validHashHex(strings.Repeat("0A", 32)) || validHashHex("00") || validHashHex(strings.Repeat("zz", 32)) {
 		t.Fatal("validHashHex")

@@ -35,7 +35,7 @@ func validBundle(b Bundle, hasZip bool) error {
 	if err := validSegment("app id", b.AppID); err != nil {
 		return err
 	}
-	if err := validSegment("bundle version", b.Version); err != nil {
+	if err := validPathSegment("bundle version", b.Version); err != nil {
 		return err
 	}
 	if b.ExternalURL != "" {

@@ -140,7 +140,7 @@ func (s *Store) appExists(ctx context.Context, id string) error {
 
 // CreateApp adds an app; ErrExists when its id is taken.
 func (s *Store) CreateApp(ctx context.Context, a App) error {
-	if err := validSegment("app id", a.ID); err != nil {
+	if err := validPathSegment("app id", a.ID); err != nil {
 		return fmt.Errorf("create app: %w", err)
 	}
 	if a.CreatedAt.IsZero() {

@@ -1,0 +1,145 @@
+package update
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/capstan-io/capstan/update/release"
+	"github.com/go-chi/chi/v5"
+)
+
+// BundleOpener opens a bundle's zip for download; *release.Store is one.
+// f is nil when the bundle has no stored zip (ExternalURL or manifest only).
+type BundleOpener interface {
+	OpenBundle(ctx context.Context, app, version string) (f *os.File, b release.Bundle, err error)
+}
+
+// BundleHandler serves GET and HEAD /bundles/{app}/{version}.zip with
+// Range, ETag (the stored zip's SHA-256) and If-None-Match support. Mount
+// it with chi at "/bundles/{app}/{file}"; elsewhere it reads the last two
+// path segments. Files come only from the release metadata, never from
+// the path.
+func BundleHandler(store BundleOpener, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &bundleHandler{store: store, log: log}
+}
+
+type bundleHandler struct {
+	store BundleOpener
+	log   *slog.Logger
+}
+
+func (h *bundleHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		bundleError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Bundles are downloaded with GET or HEAD")
+		return
+	}
+	app, file, ok := bundleParams(r)
+	if !ok {
+		bundleError(w, http.StatusBadRequest, "invalid_bundle_path", "The bundle path is not valid")
+		return
+	}
+	version, isZip := strings.CutSuffix(file, ".zip")
+	if !isZip || app == "" || version == "" {
+		bundleNotFound(w)
+		return
+	}
+	if !bundleSafeSegment(app) || !bundleSafeSegment(version) {
+		bundleError(w, http.StatusBadRequest, "invalid_bundle_path", "The bundle path is not valid")
+		return
+	}
+	f, b, err := h.store.OpenBundle(r.Context(), app, version)
+	if errors.Is(err, release.ErrNotFound) {
+		bundleNotFound(w)
+		return
+	}
+	if err != nil {
+		if r.Context().Err() == nil {
+			h.log.Warn("open bundle", "app", app, "version", version, "err", err)
+		}
+		// 503 makes the plugin retry the download later.
+		w.Header().Set("Retry-After", "5")
+		bundleError(w, http.StatusServiceUnavailable, "bundle_unavailable", "The bundle cannot be read right now; retry later")
+		return
+	}
+	if b.ExternalURL != "" {
+		if f != nil {
+			f.Close()
+		}
+		http.Redirect(w, r, b.ExternalURL, http.StatusFound)
+		return
+	}
+	if f == nil {
+		// Manifest-only bundle: there is no zip to serve.
+		bundleNotFound(w)
+		return
+	}
+	defer f.Close()
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/zip")
+	hdr.Set("ETag", `"`+b.ObjectSHA256+`"`)
+	// Short: a version can be deleted and uploaded again with new bytes.
+	hdr.Set("Cache-Control", "public, max-age=300")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	http.ServeContent(w, r, "", b.CreatedAt, f)
+}
+
+// bundleParams returns the decoded app and file segments of the path.
+func bundleParams(r *http.Request) (app, file string, ok bool) {
+	app, file = chi.URLParam(r, "app"), chi.URLParam(r, "file")
+	if app == "" && file == "" {
+		// Not routed by chi: take the last two segments of the raw path.
+		segs := strings.Split(r.URL.EscapedPath(), "/")
+		if len(segs) < 2 {
+			return "", "", true
+		}
+		app, file = segs[len(segs)-2], segs[len(segs)-1]
+		return bundleUnescape(app, file)
+	}
+	// chi routes on the raw path when there is one, leaving params escaped.
+	if r.URL.RawPath != "" {
+		return bundleUnescape(app, file)
+	}
+	return app, file, true
+}
+
+func bundleUnescape(app, file string) (string, string, bool) {
+	a, err1 := url.PathUnescape(app)
+	f, err2 := url.PathUnescape(file)
+	return a, f, err1 == nil && err2 == nil
+}
+
+// bundleSafeSegment rejects what could address anything but one bundle:
+// separators, parent references, NUL and other control characters.
+func bundleSafeSegment(s string) bool {
+	if s == "." || strings.Contains(s, "..") || strings.ContainsAny(s, `/\`) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func bundleNotFound(w http.ResponseWriter) {
+	bundleError(w, http.StatusNotFound, "bundle_not_found", "No such bundle")
+}
+
+func bundleError(w http.ResponseWriter, status int, code, msg string) {
+	body, _ := json.Marshal(map[string]string{"error": code, "message": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
