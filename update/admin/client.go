@@ -72,7 +72,8 @@ func (c *Client) do(ctx context.Context, method, u, contentType string, body io.
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, u, err)
+		// err already names the method and URL.
+		return fmt.Errorf("admin api: %w", err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

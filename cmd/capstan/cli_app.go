@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/capstan-io/capstan/update/release"
+)
+
+var appVerbs = map[string]verb{
+	"create": {"<app_id> [--name NAME]", "register an app (its Capacitor appId)", appCreate},
+	"list":   {"", "list apps", appList},
+	"delete": {"<app_id>", "delete an app with its channels, bundles and device pins", appDelete},
+}
+
+func runApp(ctx context.Context, args []string) error {
+	return dispatch(ctx, "app", appVerbs, []string{"create", "list", "delete"}, args)
+}
+
+func appCreate(ctx context.Context, c *common, args []string) error {
+	display := c.fs.String("name", "", "display name")
+	pos, err := c.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	app, err := cl.CreateApp(ctx, pos[0], *display)
+	if err != nil {
+		return err
+	}
+	if *c.json {
+		return printJSON(app)
+	}
+	fmt.Fprintf(stdout, "created app %s\n", app.ID)
+	return nil
+}
+
+func appList(ctx context.Context, c *common, args []string) error {
+	if _, err := c.parse(args, 0, 0); err != nil {
+		return err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	apps, err := cl.ListApps(ctx)
+	if err != nil {
+		return err
+	}
+	if *c.json {
+		return printJSON(apps)
+	}
+	printApps(apps)
+	return nil
+}
+
+func printApps(apps []release.App) {
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tCREATED")
+	for _, a := range apps {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", a.ID, dash(a.Name), fmtTime(a.CreatedAt))
+	}
+	tw.Flush()
+}
+
+func appDelete(ctx context.Context, c *common, args []string) error {
+	pos, err := c.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	if err := cl.DeleteApp(ctx, pos[0]); err != nil {
+		return err
+	}
+	if *c.json {
+		return printJSON(map[string]string{"deleted": pos[0]})
+	}
+	fmt.Fprintf(stdout, "deleted app %s\n", pos[0])
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
