@@ -1,0 +1,406 @@
+// Package ingest accepts device stats (POST /stats) and publishes every
+// valid event to JetStream, answering 2xx only once JetStream holds them.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/capstan-io/capstan/schema"
+	"github.com/capstan-io/capstan/update"
+	"github.com/capstan-io/capstan/update/release"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxBodyBytes        = 2 << 20
+	DefaultMaxEvents           = 1000
+	DefaultPublishTimeout      = 5 * time.Second
+	DefaultMaxPendingPublishes = 8192
+	DefaultRetryAfter          = 5 * time.Second
+)
+
+// Config configures the stats handler. Zero values take the defaults.
+type Config struct {
+	// JetStream receives the events (subjects schema.EventsSubjects; the
+	// streams must exist, see schema.EnsureStreams). Nil answers 503.
+	JetStream jetstream.JetStream
+	// Snapshot returns the current release snapshot, or nil. It attributes
+	// events to the channel serving the device and bounds the app label of
+	// metrics to known apps.
+	Snapshot func() *release.Snapshot
+	// MaxBodyBytes caps a request body (413 payload_too_large above it).
+	MaxBodyBytes int64
+	// MaxEvents caps the events of one array body (413 too_many_events).
+	MaxEvents int
+	// PublishTimeout bounds the wait for JetStream's acknowledgements
+	// (and for room in the publish window); past it the answer is 503.
+	PublishTimeout time.Duration
+	// MaxPendingPublishes bounds events published but not yet acknowledged
+	// across all requests, so memory stays bounded when JetStream is slow.
+	MaxPendingPublishes int
+	// RetryAfter is sent with 503 answers.
+	RetryAfter time.Duration
+	// Registerer receives the capstan_stats_* metrics; nil keeps them
+	// unregistered.
+	Registerer prometheus.Registerer
+	// Logger receives publish failures (at most one line a second).
+	Logger *slog.Logger
+	// Now stamps ReceivedMs; nil is time.Now.
+	Now func() time.Time
+}
+
+// Handler serves POST /stats.
+type Handler struct {
+	cfg        Config
+	js         jetstream.JetStream
+	m          *metrics
+	log        *slog.Logger
+	retryAfter string
+	lastLog    atomic.Int64
+	pool       sync.Pool // *reqState
+}
+
+// New builds the handler. It publishes through its own JetStream context
+// on cfg.JetStream's connection, configured with a bounded async publish
+// window and an ack timeout, so abandoned publishes cannot pile up.
+func New(cfg Config) *Handler {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = DefaultMaxEvents
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = DefaultPublishTimeout
+	}
+	if cfg.MaxPendingPublishes <= 0 {
+		cfg.MaxPendingPublishes = DefaultMaxPendingPublishes
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = DefaultRetryAfter
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &Handler{
+		cfg:        cfg,
+		m:          newMetrics(cfg.Registerer),
+		log:        cfg.Logger,
+		retryAfter: strconv.Itoa(max(1, int((cfg.RetryAfter+time.Second-1)/time.Second))),
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.JetStream != nil {
+		h.js = cfg.JetStream
+		if nc := cfg.JetStream.Conn(); nc != nil {
+			js, err := jetstream.New(nc,
+				jetstream.WithPublishAsyncMaxPending(cfg.MaxPendingPublishes),
+				// Frees the window slot of an ack that never comes; the
+				// request itself stops waiting at PublishTimeout.
+				jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout+time.Second))
+			if err == nil {
+				h.js = js
+			} else {
+				h.log.Warn("stats publisher: using the shared JetStream context", "err", err)
+			}
+		}
+	}
+	h.pool.New = func() any { return new(reqState) }
+	return h
+}
+
+// reqState is the per-request scratch, pooled.
+type reqState struct {
+	body []byte
+	dec  decoder
+	out  []byte
+	futs []pending
+	cnt  []labelCount
+}
+
+// pending is a published event waiting for its acknowledgement.
+type pending struct {
+	f jetstream.PubAckFuture
+	i int // index in the request's items
+}
+
+type labelCount struct {
+	app, action, platform string
+	n                     int
+}
+
+const maxPooledBody = 4 << 20
+
+func (h *Handler) getState() *reqState { return h.pool.Get().(*reqState) }
+
+func (h *Handler) putState(st *reqState) {
+	if cap(st.body) > maxPooledBody {
+		st.body = nil
+	}
+	st.dec.reset()
+	clear(st.futs)
+	st.futs = st.futs[:0]
+	clear(st.cnt)
+	st.cnt = st.cnt[:0]
+	h.pool.Put(st)
+}
+
+// ServeHTTP answers POST /stats (PROTOCOL.md §3).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	code := h.serve(w, r)
+	h.m.request(code)
+	h.m.duration.Observe(time.Since(start).Seconds())
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) int {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "stats are sent with POST")
+	}
+	received := h.cfg.Now().UnixMilli()
+	st := h.getState()
+	defer h.putState(st)
+
+	body, berr := h.readBody(r, st.body[:0])
+	st.body = body
+	if berr != nil {
+		return writeError(w, berr.status, berr.code, berr.message)
+	}
+	array, items, berr := st.dec.decode(body, h.cfg.MaxEvents)
+	if berr != nil {
+		return writeError(w, berr.status, berr.code, berr.message)
+	}
+
+	valid := 0
+	for i := range items {
+		if it := &items[i]; it.err != nil {
+			h.m.rejected.WithLabelValues(it.err.Code).Inc()
+		} else {
+			valid++
+		}
+	}
+	if !array && items[0].err != nil {
+		// A lone bad event: the plugin drops it on a 4xx, which is right.
+		e := items[0].err
+		return writeError(w, http.StatusBadRequest, e.Code, e.Message)
+	}
+	if valid > 0 {
+		snap := h.attribute(items, received)
+		if err := h.publish(r.Context(), st, snap, items, valid); err != nil {
+			h.logFailure(err, valid)
+			w.Header().Set("Retry-After", h.retryAfter)
+			return writeError(w, http.StatusServiceUnavailable, "stats_unavailable",
+				"stats storage is unavailable; keep the events and retry later")
+		}
+	}
+	if !array {
+		return writeBody(w, http.StatusOK, okBody)
+	}
+	st.out = appendResults(st.out[:0], items)
+	return writeBody(w, http.StatusOK, st.out)
+}
+
+var okBody = []byte(`{"status":"ok"}`)
+
+// readBody reads the whole body into buf, refusing more than MaxBodyBytes.
+func (h *Handler) readBody(r *http.Request, buf []byte) ([]byte, *bodyError) {
+	limit := h.cfg.MaxBodyBytes
+	if r.ContentLength > limit {
+		return buf, tooLarge(limit)
+	}
+	if r.ContentLength > 0 && int64(cap(buf)) < r.ContentLength+1 {
+		buf = make([]byte, 0, r.ContentLength+1)
+	} else if cap(buf) == 0 {
+		buf = make([]byte, 0, 16<<10)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return buf, tooLarge(limit)
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, &bodyError{400, "invalid_json_body", "reading the body failed: " + err.Error()}
+		}
+	}
+}
+
+func tooLarge(limit int64) *bodyError {
+	return &bodyError{413, "payload_too_large", "body is larger than " + strconv.FormatInt(limit, 10) + " bytes; send fewer events per request"}
+}
+
+// attribute stamps the receive time and the channel of every valid event.
+// The channel is the one serving the device when a snapshot knows it
+// (an operator override wins over what the device asked for), else the
+// device's defaultChannel as sent.
+func (h *Handler) attribute(items []item, received int64) (snap *release.Snapshot) {
+	if h.cfg.Snapshot != nil {
+		snap = h.cfg.Snapshot()
+	}
+	var lastApp, lastDev, lastPlat, lastReq, lastCh string
+	for i := range items {
+		ev := &items[i].ev
+		if items[i].err != nil {
+			continue
+		}
+		ev.ReceivedMs = received
+		if snap == nil {
+			continue
+		}
+		if ev.AppID == lastApp && ev.DeviceID == lastDev && ev.Platform == lastPlat && ev.Channel == lastReq {
+			ev.Channel = lastCh
+			continue
+		}
+		lastApp, lastDev, lastPlat, lastReq = ev.AppID, ev.DeviceID, ev.Platform, ev.Channel
+		if ch, _ := update.ResolveChannel(snap, ev.AppID, ev.DeviceID, ev.Platform, ev.Channel); ch != nil {
+			ev.Channel = ch.Name
+		}
+		lastCh = ev.Channel
+	}
+	return snap
+}
+
+// errUnavailable is a publish that could not start.
+var errUnavailable = errors.New("jetstream unavailable")
+
+// publish sends every valid event asynchronously, then waits for all the
+// acknowledgements. It returns nil only when JetStream acknowledged every
+// one (as stored or as a duplicate of a stored one).
+func (h *Handler) publish(ctx context.Context, st *reqState, snap *release.Snapshot, items []item, valid int) error {
+	if h.js == nil {
+		h.m.publishErrors.Add(float64(valid))
+		return errUnavailable
+	}
+	if s := h.js.Conn().Status(); s != nats.CONNECTED {
+		// Don't park events in the reconnect buffer for a request that
+		// will be answered 503 anyway.
+		h.m.publishErrors.Add(float64(valid))
+		return errors.Join(errUnavailable, errors.New("nats connection "+s.String()))
+	}
+	deadline := time.Now().Add(h.cfg.PublishTimeout)
+	var subjApp string
+	var subj string
+	var firstErr error
+	for i := range items {
+		it := &items[i]
+		if it.err != nil {
+			continue
+		}
+		if it.ev.AppID != subjApp || subj == "" {
+			subjApp, subj = it.ev.AppID, schema.EventSubject(it.ev.AppID)
+		}
+		data, err := json.Marshal(&it.ev)
+		if err != nil {
+			firstErr = err
+			break
+		}
+		msg := &nats.Msg{
+			Subject: subj,
+			Data:    data,
+			Header:  nats.Header{jetstream.MsgIDHeader: []string{it.ev.ID}},
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			firstErr = jetstream.ErrAsyncPublishTimeout
+			break
+		}
+		f, err := h.js.PublishMsgAsync(msg, jetstream.WithStallWait(wait))
+		if err != nil {
+			firstErr = err
+			break
+		}
+		st.futs = append(st.futs, pending{f: f, i: i})
+	}
+	failed := valid - len(st.futs)
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	expired := false
+	for i, p := range st.futs {
+		select {
+		case ack := <-p.f.Ok():
+			if ack != nil && !ack.Duplicate {
+				st.add(snap, &items[p.i].ev)
+			}
+		case err := <-p.f.Err():
+			failed++
+			if firstErr == nil {
+				firstErr = err
+			}
+		case <-timer.C:
+			expired = true
+			failed += len(st.futs) - i
+			if firstErr == nil {
+				firstErr = jetstream.ErrAsyncPublishTimeout
+			}
+		case <-ctx.Done():
+			expired = true
+			failed += len(st.futs) - i
+			if firstErr == nil {
+				firstErr = ctx.Err()
+			}
+		}
+		if expired {
+			break
+		}
+	}
+	for _, c := range st.cnt {
+		h.m.events.WithLabelValues(c.app, c.action, c.platform).Add(float64(c.n))
+	}
+	if failed > 0 {
+		h.m.publishErrors.Add(float64(failed))
+		if firstErr == nil {
+			firstErr = errUnavailable
+		}
+		return firstErr
+	}
+	return nil
+}
+
+// add counts one stored event under its bounded labels.
+func (st *reqState) add(snap *release.Snapshot, ev *schema.Event) {
+	app := update.UnknownApp
+	if snap != nil {
+		if _, ok := snap.App(ev.AppID); ok {
+			app = ev.AppID
+		}
+	}
+	action := actionLabel(ev.Action)
+	for i := range st.cnt {
+		if c := &st.cnt[i]; c.app == app && c.action == action && c.platform == ev.Platform {
+			c.n++
+			return
+		}
+	}
+	st.cnt = append(st.cnt, labelCount{app: app, action: action, platform: ev.Platform, n: 1})
+}
+
+// logFailure reports a failed request, at most once a second.
+func (h *Handler) logFailure(err error, events int) {
+	now := time.Now().UnixNano()
+	last := h.lastLog.Load()
+	if now-last < int64(time.Second) || !h.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	h.log.Warn("stats not stored, answering 503", "events", events, "err", err)
+}

@@ -1,0 +1,83 @@
+package ingest
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	events        *prometheus.CounterVec // app, action, platform
+	rejected      *prometheus.CounterVec // reason
+	requests      *prometheus.CounterVec // code
+	duration      prometheus.Histogram
+	publishErrors prometheus.Counter
+	codes         map[int]prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "capstan_stats_events_total",
+			Help: "Stats events accepted (acknowledged by JetStream, duplicates excluded). Unknown actions count as action=\"other\", apps the release snapshot does not know as app=\"unknown\".",
+		}, []string{"app", "action", "platform"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "capstan_stats_events_rejected_total",
+			Help: "Stats events refused because they are invalid, by error code.",
+		}, []string{"reason"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "capstan_stats_requests_total",
+			Help: "POST /stats requests by HTTP status code.",
+		}, []string{"code"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "capstan_stats_request_duration_seconds",
+			Help:    "Time to answer POST /stats, including waiting for JetStream acknowledgements.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		publishErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "capstan_stats_publish_errors_total",
+			Help: "Events JetStream did not acknowledge (unreachable, stream full, timeout); their request was answered 503.",
+		}),
+		codes: map[int]prometheus.Counter{},
+	}
+	m.events = register(reg, m.events)
+	m.rejected = register(reg, m.rejected)
+	m.requests = register(reg, m.requests)
+	m.duration = register(reg, m.duration)
+	m.publishErrors = register(reg, m.publishErrors)
+	// Series exist from the start, so rate() and alerts see zeros.
+	for _, r := range rejectReasons {
+		m.rejected.WithLabelValues(r)
+	}
+	for _, c := range []int{200, 400, 405, 413, 503} {
+		m.codes[c] = m.requests.WithLabelValues(strconv.Itoa(c))
+	}
+	return m
+}
+
+func (m *metrics) request(code int) {
+	if c, ok := m.codes[code]; ok {
+		c.Inc()
+		return
+	}
+	m.requests.WithLabelValues(strconv.Itoa(code)).Inc()
+}
+
+// register adds c to reg, reusing an identical collector registered
+// before (two handlers on one registry share their series).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic("ingest: register metrics: " + err.Error())
+	}
+	return c
+}
