@@ -393,6 +393,12 @@ func TestUploadValidation(t *testing.T) {
 	}
 	_, err := e.client.UploadBundle(e.ctx, "com.missing.app", BundleMetadata{Version: "1.0.0"}, bytes.NewReader(goodZip(t)))
 	wantAPIError(t, err, 404, "app_not_found")
+
+	// A taken version is refused as soon as the metadata part is read,
+	// before the (here oversized) file.
+	e.bundle(t, "com.example.app", "1.0.0")
+	_, err = e.client.UploadBundle(e.ctx, "com.example.app", BundleMetadata{Version: "1.0.0"}, bytes.NewReader(noise))
+	wantAPIError(t, err, 409, "bundle_exists")
 }
 
 func TestUploadAccepted(t *testing.T) {

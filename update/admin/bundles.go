@@ -116,7 +116,7 @@ func (a *API) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
 	case "multipart/form-data":
-		if err := a.readMultipart(http.MaxBytesReader(w, r.Body, limit), params["boundary"], u); err != nil {
+		if err := a.readMultipart(http.MaxBytesReader(w, r.Body, limit), params["boundary"], app.ID, u); err != nil {
 			return err
 		}
 	case "application/json":
@@ -135,7 +135,7 @@ func (a *API) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if _, ok := a.store.Snapshot().Bundle(app.ID, m.Version); ok {
-		return conflict("bundle_exists", fmt.Sprintf("app %q already has bundle %q; versions are immutable, upload a new version", app.ID, m.Version))
+		return a.bundleExists(app.ID, m.Version)
 	}
 	b := release.Bundle{
 		AppID: app.ID, Version: m.Version,
@@ -160,7 +160,7 @@ func (a *API) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 	if err := a.store.CreateBundle(r.Context(), b, zipBody); err != nil {
 		switch {
 		case errors.Is(err, errStoreExists):
-			return conflict("bundle_exists", fmt.Sprintf("app %q already has bundle %q", app.ID, m.Version))
+			return a.bundleExists(app.ID, m.Version)
 		case errors.Is(err, errStoreNotFound):
 			return notFound("app_not_found", fmt.Sprintf("no app %q", app.ID))
 		}
@@ -203,11 +203,15 @@ func (a *API) checkZip(u *upload, m *BundleMetadata) error {
 	return nil
 }
 
+func (a *API) bundleExists(app, version string) error {
+	return conflict("bundle_exists", fmt.Sprintf("app %q already has bundle %q; versions are immutable, upload a new version", app, version))
+}
+
 func (a *API) tooLarge() error {
 	return newError(http.StatusRequestEntityTooLarge, "upload_too_large", fmt.Sprintf("bundle uploads are limited to %d bytes", a.maxUpload))
 }
 
-func (a *API) readMultipart(body io.Reader, boundary string, u *upload) error {
+func (a *API) readMultipart(body io.Reader, boundary, appID string, u *upload) error {
 	if boundary == "" {
 		return badRequest("invalid_multipart", "multipart/form-data without a boundary")
 	}
@@ -236,6 +240,10 @@ func (a *API) readMultipart(body io.Reader, boundary string, u *upload) error {
 					return badRequest("invalid_metadata", strings.Replace(ae.message, "invalid JSON body", "invalid metadata JSON", 1))
 				}
 				return err
+			}
+			// Refuse a taken version before receiving a large file.
+			if _, ok := a.store.Snapshot().Bundle(appID, u.meta.Version); ok {
+				return a.bundleExists(appID, u.meta.Version)
 			}
 		case "file":
 			if u.file != nil {
