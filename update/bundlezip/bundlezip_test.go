@@ -17,7 +17,7 @@ type entry struct {
 	mode fs.FileMode // 0 = regular file / folder by name
 }
 
-func buildZip(t *testing.T, entries ...entry) []byte {
+func buildZip(t testing.TB, entries ...entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
