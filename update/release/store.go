@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -70,6 +71,10 @@ type Store struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every swap
+
+	// reconnected reports the connection coming back, so the watch is
+	// re-established at once instead of after missed heartbeats.
+	reconnected chan nats.Status
 
 	watchMu sync.Mutex
 	watcher jetstream.KeyWatcher // current watch, for tests
@@ -137,6 +142,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 		done:       make(chan struct{}),
 		fetching:   map[string]*bundleFetch{},
 	}
+	s.reconnected = js.Conn().StatusChanged(nats.CONNECTED)
 	s.registerMetrics(opts.Registerer)
 	s.snap.Store(Empty())
 	wctx, cancel := context.WithCancel(context.Background())
@@ -178,6 +184,7 @@ func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 func (s *Store) Close() {
 	s.cancel()
 	<-s.done
+	s.js.Conn().RemoveStatusListener(s.reconnected)
 }
 
 // Snapshot returns the current release state; never nil, never blocks.

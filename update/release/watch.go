@@ -22,7 +22,10 @@ const (
 	batchMax = 250 * time.Millisecond
 )
 
-var errWatchClosed = errors.New("release watch closed")
+var (
+	errWatchClosed = errors.New("release watch closed")
+	errReconnected = errors.New("nats reconnected")
+)
 
 // watchLoop mirrors the bucket until ctx ends, re-establishing the watch
 // whenever it ends.
@@ -38,6 +41,10 @@ func (s *Store) watchLoop(ctx context.Context) {
 		if loaded {
 			backoff = watchBackoffMin
 		}
+		if errors.Is(err, errReconnected) {
+			s.log.Info("nats reconnected; reloading release snapshot")
+			continue
+		}
 		s.log.Warn("release watch ended; re-establishing", "err", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
@@ -52,6 +59,11 @@ func (s *Store) watchLoop(ctx context.Context) {
 // initial values, publishes it once, then applies live changes in batches.
 // loaded reports whether the initial values were all received.
 func (s *Store) watchOnce(ctx context.Context) (loaded bool, err error) {
+	// A reconnect that happened before this watch starts is already
+	// covered by it.
+	for len(s.reconnected) > 0 {
+		<-s.reconnected
+	}
 	w, err := s.kv.WatchAll(ctx)
 	if err != nil {
 		return false, fmt.Errorf("watch bucket %s: %w", s.opts.Bucket, err)
@@ -72,6 +84,8 @@ initial:
 		select {
 		case <-ctx.Done():
 			return false, ctx.Err()
+		case <-s.reconnected:
+			return false, errReconnected
 		case e, ok := <-updates:
 			if !ok {
 				return false, errWatchClosed
@@ -95,6 +109,8 @@ initial:
 		select {
 		case <-ctx.Done():
 			return true, ctx.Err()
+		case <-s.reconnected:
+			return true, errReconnected
 		case e2, ok := <-updates:
 			if !ok {
 				return true, errWatchClosed
