@@ -106,14 +106,23 @@ func (a *API) Handler() http.Handler {
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)))
 	})
-	a.Routes(r)
+	// Authenticate before routing, so unknown paths reveal nothing either.
+	r.Use(a.authenticate)
+	a.routes(r)
 	return r
 }
 
-// Routes registers the authenticated admin endpoints on r, relative to
-// the API root (/api/v1). Every route requires a bearer token.
+// Routes registers the admin endpoints, each requiring a bearer token, on
+// r relative to the API root, e.g. r.Route("/api/v1", api.Routes). It
+// adds no 404/405 handlers; Handler does.
 func (a *API) Routes(r chi.Router) {
-	r.Use(a.authenticate)
+	r.Group(func(r chi.Router) {
+		r.Use(a.authenticate)
+		a.routes(r)
+	})
+}
+
+func (a *API) routes(r chi.Router) {
 	r.Post("/tokens", a.handle(a.createToken))
 
 	r.Post("/apps", a.handle(a.createApp))

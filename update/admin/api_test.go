@@ -694,3 +694,18 @@ func TestDevices(t *testing.T) {
 	}
 	wantAPIError(t, e.client.UnsetDeviceChannel(e.ctx, app, dev), 404, "override_not_found")
 }
+
+// Routes can be added to a router that already has routes of its own.
+func TestRoutesOnExistingRouter(t *testing.T) {
+	e := newEnv(t, nil)
+	r := chi.NewRouter()
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
+	r.Route("/api/v1", New(Config{Store: e.store, AdminToken: testToken}).Routes)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	if _, err := NewClient(srv.URL, testToken).ListApps(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewClient(srv.URL, "bad").ListApps(e.ctx)
+	wantAPIError(t, err, 401, "invalid_token")
+}
