@@ -437,16 +437,15 @@ func ExpandClickHouse(sql string, qc QueryContext) (string, error) {
 // ExpandPromQL substitutes Grafana's interval variables and the dashboard
 // variables so the expression can be checked by promtool.
 func ExpandPromQL(expr string, qc QueryContext) (string, error) {
-	iv := promDuration(qc.Interval)
-	r := strings.NewReplacer(
-		"$__rate_interval", promDuration(4*qc.Interval),
-		"${__rate_interval}", promDuration(4*qc.Interval),
-		"$__interval", iv,
-		"${__interval}", iv,
-		"$__range", promDuration(qc.To.Sub(qc.From)),
-		"${__range}", promDuration(qc.To.Sub(qc.From)),
-	)
-	s := r.Replace(expr)
+	values := map[string]string{
+		"rate_interval": promDuration(4 * qc.Interval),
+		"interval":      promDuration(qc.Interval),
+		"range":         promDuration(qc.To.Sub(qc.From)),
+	}
+	s := promBuiltin.ReplaceAllStringFunc(expr, func(m string) string {
+		sub := promBuiltin.FindStringSubmatch(m)
+		return values[sub[1]+sub[2]]
+	})
 	s, err := InterpolateVariables(s, qc)
 	if err != nil {
 		return "", err
@@ -456,6 +455,9 @@ func ExpandPromQL(expr string, qc QueryContext) (string, error) {
 	}
 	return s, nil
 }
+
+// promBuiltin matches the Grafana variables a Prometheus query may use.
+var promBuiltin = regexp.MustCompile(`\$__(rate_interval|interval|range)\b|\$\{__(rate_interval|interval|range)\}`)
 
 func promDuration(d time.Duration) string {
 	if d%time.Minute == 0 {
