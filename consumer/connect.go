@@ -1,0 +1,42 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/capstan-io/capstan/schema"
+)
+
+// ClickHouseConnector opens the ClickHouse at dsn and applies Capstan's
+// migrations (safe from several processes at once), keeping raw events
+// retentionDays days (0 = forever). Use it with Start.
+func ClickHouseConnector(dsn string, retentionDays int, log *slog.Logger) Connector {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return func(ctx context.Context) (driver.Conn, error) {
+		conn, err := schema.OpenClickHouse(ctx, dsn)
+		if err != nil {
+			return nil, err
+		}
+		if err := schema.Migrate(ctx, conn, schema.MigrateOptions{RetentionDays: retentionDays}); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("migrate clickhouse: %w", err)
+		}
+		log.Info("clickhouse ready", "dsn", redactDSN(dsn))
+		return conn, nil
+	}
+}
+
+// redactDSN hides the password for logs.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparseable clickhouse url)"
+	}
+	return u.Redacted()
+}

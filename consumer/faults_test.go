@@ -1,0 +1,179 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/capstan-io/capstan/ingest"
+	"github.com/capstan-io/capstan/schema/chtest"
+)
+
+// front is the real /stats handler publishing to the test's JetStream;
+// posts counts the events it acknowledged with a 2xx.
+type front struct {
+	h     http.Handler
+	seq   atomic.Int64
+	acked atomic.Int64
+}
+
+func newFront(js jetstream.JetStream) *front {
+	return &front{h: ingest.New(ingest.Config{JetStream: js})}
+}
+
+// post sends one device batch of n distinct events for app and returns
+// how many the front acknowledged.
+func (f *front) post(t *testing.T, app string, n int) int {
+	t.Helper()
+	var b strings.Builder
+	b.WriteByte('[')
+	for i := 0; i < n; i++ {
+		k := f.seq.Add(1)
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"platform":%q,"device_id":"00000000-0000-4000-8000-%012d","app_id":%q,`+
+			`"version_build":"1.0.0","version_code":"1","version_os":"17.5","version_name":"1.0.%d",`+
+			`"plugin_version":"8.51.0","is_emulator":false,"is_prod":true,"action":%q,`+
+			`"old_version_name":"","metadata":{"k":"%d"},"timestamp":%d}`,
+			[]string{"ios", "android"}[k%2], k%97, app, k%3,
+			[]string{"set", "app_launch_ready", "download_fail", "update_fail"}[k%4], k, 1_750_000_000_000+k)
+	}
+	b.WriteByte(']')
+	req := httptest.NewRequest(http.MethodPost, "/stats", strings.NewReader(b.String()))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, req)
+	if rec.Code/100 != 2 {
+		return 0
+	}
+	var resp struct {
+		Results []struct {
+			Status string `json:"status"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+		t.Fatalf("stats answer %q: %v", rec.Body.String(), err)
+	}
+	ok := 0
+	for _, r := range resp.Results {
+		if r.Status == "ok" {
+			ok++
+		}
+	}
+	f.acked.Add(int64(ok))
+	return ok
+}
+
+func TestHappyPathThroughIngest(t *testing.T) {
+	ne := startNATS(t)
+	db := newCHDB(t, chtest.Shared(t))
+	f := newFront(ne.js)
+	r := startConsumer(t, testConfig(ne.js, db.conn))
+	for i := 0; i < 20; i++ {
+		if got := f.post(t, fmt.Sprintf("com.example.app%d", i%3), 25); got != 25 {
+			t.Fatalf("front acknowledged %d of 25 events", got)
+		}
+	}
+	db.waitCounts(t, int(f.acked.Load()))
+	waitFor(t, "stream drained", func() bool { return streamEmpty(t, ne.js) })
+	if got := r.metric(t, "capstan_consumer_inserted_events_total"); got != float64(f.acked.Load()) {
+		t.Errorf("inserted_events_total = %v, want %d", got, f.acked.Load())
+	}
+}
+
+// ClickHouse dies (SIGKILL) while devices keep posting, and comes back:
+// every event the front acknowledged ends up stored exactly once.
+func TestClickHouseOutageLosesNothing(t *testing.T) {
+	srv := chtest.StartServer(t)
+	ne := startNATS(t)
+	db := newCHDB(t, srv)
+	f := newFront(ne.js)
+	cfg := testConfig(ne.js, db.conn)
+	cfg.BatchSize = 200
+	r := startConsumer(t, cfg)
+
+	const requests, perRequest = 80, 25
+	var posted atomic.Int64
+	postDone := make(chan struct{})
+	go func() {
+		defer close(postDone)
+		for i := 0; i < requests; i++ {
+			f.post(t, "com.example.outage", perRequest)
+			posted.Add(1)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+
+	waitFor(t, "first inserts", func() bool { return r.metric(t, "capstan_consumer_inserted_events_total") >= 100 })
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := posted.Load()
+	waitFor(t, "inserts failing", func() bool { return r.metric(t, "capstan_consumer_insert_errors_total") >= 3 })
+	waitFor(t, "posting during the outage", func() bool { return posted.Load() >= killedAt+20 || posted.Load() == requests })
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-postDone
+	if got := f.acked.Load(); got != requests*perRequest {
+		t.Fatalf("front acknowledged %d of %d events although JetStream was up", got, requests*perRequest)
+	}
+	db.waitCounts(t, int(f.acked.Load()))
+	waitFor(t, "stream drained", func() bool { return streamEmpty(t, ne.js) })
+	if r.metric(t, "capstan_consumer_insert_retries_total") == 0 {
+		t.Error("no retries counted")
+	}
+}
+
+// Without a reachable ClickHouse, Start keeps trying in the background
+// while events wait in JetStream; once it is up they all get in.
+func TestStartWaitsForClickHouse(t *testing.T) {
+	srv, err := chtest.NewServer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	ne := startNATS(t)
+	f := newFront(ne.js)
+	cfg := testConfig(ne.js, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	runner, err := Start(ctx, cfg, ClickHouseConnector(srv.DSN("default"), 0, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		if err := runner.Wait(); err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	}()
+	for i := 0; i < 4; i++ {
+		f.post(t, "com.example.late", 25)
+	}
+	if f.acked.Load() != 100 {
+		t.Fatalf("front acknowledged %d of 100 events without ClickHouse", f.acked.Load())
+	}
+	if runner.Connected() {
+		t.Fatal("connected to a ClickHouse that is not running")
+	}
+	if streamEmpty(t, ne.js) {
+		t.Fatal("events left JetStream without ClickHouse")
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "consumer connected", runner.Connected)
+	conn := srv.Conn(t, "default")
+	db := &chDB{srv: srv, name: "default", conn: conn}
+	db.waitCounts(t, 100)
+	waitFor(t, "stream drained", func() bool { return streamEmpty(t, ne.js) })
+}
