@@ -278,6 +278,7 @@ func TestCompose(t *testing.T) {
 	for _, f := range flags {
 		envs[f.Env] = true
 	}
+	subEnvs := envsBySubcommand(flags)
 	for name, s := range cf.Services {
 		if len(s.Healthcheck) == 0 || s.Healthcheck["test"] == nil {
 			t.Errorf("service %s has no health check", name)
@@ -294,8 +295,13 @@ func TestCompose(t *testing.T) {
 			}
 		}
 		for k := range s.Environment {
-			if strings.HasPrefix(k, "CAPSTAN_") && !envs[k] {
+			if !strings.HasPrefix(k, "CAPSTAN_") {
+				continue
+			}
+			if !envs[k] {
 				t.Errorf("service %s sets %s, which no capstan flag reads (cmd/capstan)", name, k)
+			} else if s.Build != nil && len(s.Command) > 0 && !subEnvs[s.Command[0]][k] {
+				t.Errorf("service %s sets %s, which `capstan %s` does not read", name, k, s.Command[0])
 			}
 		}
 		for _, v := range s.Volumes {
@@ -341,13 +347,32 @@ func TestCompose(t *testing.T) {
 	checkPrometheusTargets(t, cf)
 }
 
+// subcommand is the capstan subcommand a flag belongs to: serve.go,
+// serve_flags.go, ... define `capstan serve`'s flags.
+func subcommand(f Flag) string {
+	sub, _, _ := strings.Cut(strings.TrimSuffix(filepath.Base(f.File), ".go"), "_")
+	return sub
+}
+
+// envsBySubcommand maps a subcommand to the environment variables it reads.
+func envsBySubcommand(flags []Flag) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, f := range flags {
+		sub := subcommand(f)
+		if out[sub] == nil {
+			out[sub] = map[string]bool{}
+		}
+		out[sub][f.Env] = true
+	}
+	return out
+}
+
 // checkComposeFlags: every --flag in a capstan command exists for that subcommand.
 func checkComposeFlags(t *testing.T, cf composeFile, flags []Flag) {
 	t.Helper()
 	bySub := map[string]map[string]bool{}
 	for _, f := range flags {
-		// serve.go, serve_flags.go, ... define `capstan serve`'s flags.
-		sub, _, _ := strings.Cut(strings.TrimSuffix(filepath.Base(f.File), ".go"), "_")
+		sub := subcommand(f)
 		if bySub[sub] == nil {
 			bySub[sub] = map[string]bool{}
 		}
@@ -862,7 +887,7 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Fatal(err)
 		}
 		deployments[name(o)] = d
-		checkDeployment(t, name(o), d, envs, configKeys)
+		checkDeployment(t, name(o), d, envsBySubcommand(commandFlags(t)), configKeys)
 	}
 	front, ok := deployments["capstan-front"]
 	if !ok {
@@ -967,7 +992,7 @@ func configValue(objs []k8sObject, key string) string {
 // serverPorts: the probe paths each role serves, on its port.
 var serverPorts = map[string]int{"serve": 8080, "consume": 9091}
 
-func checkDeployment(t *testing.T, dn string, d podSpecDoc, envs map[string]bool, configKeys map[string]map[string]bool) {
+func checkDeployment(t *testing.T, dn string, d podSpecDoc, envs map[string]map[string]bool, configKeys map[string]map[string]bool) {
 	t.Helper()
 	if !selects(d.Spec.Selector.MatchLabels, d.Spec.Template.Metadata.Labels) || len(d.Spec.Selector.MatchLabels) == 0 {
 		t.Errorf("Deployment %s: selector does not match its pod labels", dn)
@@ -1031,8 +1056,8 @@ func checkDeployment(t *testing.T, dn string, d podSpecDoc, envs map[string]bool
 			}
 		}
 		for _, e := range c.Env {
-			if strings.HasPrefix(e.Name, "CAPSTAN_") && !envs[e.Name] {
-				t.Errorf("%s: env %s is not a Capstan environment variable", where, e.Name)
+			if strings.HasPrefix(e.Name, "CAPSTAN_") && !envs[c.Args[0]][e.Name] {
+				t.Errorf("%s: env %s is not read by `capstan %s`", where, e.Name, c.Args[0])
 			}
 			if e.ValueFrom != nil {
 				if r := e.ValueFrom.SecretKeyRef; r != nil && !configKeys["Secret/"+r.Name][r.Key] {
