@@ -46,4 +46,3 @@ func TestNATSServerRestart(t *testing.T) {
 	waitFor(t, func() bool { _, ok := a.Snapshot().Channel("com.a", "after-restart"); return ok })
 	must(t, a.Check(ctx))
 }
-
