@@ -629,7 +629,7 @@ func TestDockerignore(t *testing.T) {
 	if testing.Short() {
 		return
 	}
-	out, err := run(t, repoRoot, []string{"GOFLAGS=-mod=mod", "GOPATH=" + goEnv(t, "GOPATH"), "GOMODCACHE=" + goEnv(t, "GOMODCACHE"), "GOCACHE=" + goEnv(t, "GOCACHE"), "GOPROXY=off"},
+	out, err := run(t, repoRoot, []string{"GOFLAGS=-mod=readonly", "GOPATH=" + goEnv(t, "GOPATH"), "GOMODCACHE=" + goEnv(t, "GOMODCACHE"), "GOCACHE=" + goEnv(t, "GOCACHE"), "GOPROXY=off"},
 		"go", "list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", "./cmd/capstan")
 	if err != nil {
 		t.Fatalf("go list -deps ./cmd/capstan: %v\n%s", err, out)
