@@ -23,7 +23,7 @@ func ClickHouseConnector(dsn string, retentionDays int, log *slog.Logger) Connec
 		if err != nil {
 			return nil, err
 		}
-		if err := schema.Migrate(ctx, conn, schema.MigrateOptions{RetentionDays: retentionDays}); err != nil {
+		if err := schema.Migrate(ctx, conn, schema.MigrateOptions{RetentionDays: retentionDays, Logger: log}); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("migrate clickhouse: %w", err)
 		}
