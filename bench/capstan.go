@@ -81,13 +81,14 @@ func (e *Env) StartFront(ctx context.Context, o ServeOptions) (*Front, error) {
 	}
 	if o.NatsURL != "" {
 		args = append(args, "--nats-url", o.NatsURL)
+	} else {
+		// Embedded JetStream, reachable in-process only: no port clashes.
+		args = append(args, "--nats-listen=")
 	}
 	if o.ClickHouseURL != "" {
 		args = append(args, "--clickhouse-url", o.ClickHouseURL)
 	}
-	if o.Consume {
-		args = append(args, "--consume")
-	}
+	args = append(args, fmt.Sprintf("--consume=%t", o.Consume))
 	args = append(args, o.ExtraArgs...)
 	p, err := StartProc(o.Name, e.Bin, args, childEnv(), filepath.Join(e.Dir, o.Name+".log"))
 	if err != nil {
