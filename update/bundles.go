@@ -20,6 +20,8 @@ type BundleOpener interface {
 	OpenBundle(ctx context.Context, app, version string) (f *os.File, b release.Bundle, err error)
 }
 
+var _ BundleOpener = (*release.Store)(nil)
+
 // BundleHandler serves GET and HEAD /bundles/{app}/{version}.zip with
 // Range, ETag (the stored zip's SHA-256) and If-None-Match support. Mount
 // it with chi at "/bundles/{app}/{file}"; elsewhere it reads the last two
