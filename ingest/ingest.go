@@ -4,7 +4,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -130,6 +129,7 @@ type reqState struct {
 	out  []byte
 	futs []pending
 	cnt  []labelCount
+	keys []string
 }
 
 // pending is a published event waiting for its acknowledgement.
@@ -299,8 +299,12 @@ func (h *Handler) publish(ctx context.Context, st *reqState, snap *release.Snaps
 		return errors.Join(errUnavailable, errors.New("nats connection "+s.String()))
 	}
 	deadline := time.Now().Add(h.cfg.PublishTimeout)
-	var subjApp string
-	var subj string
+	stall := jetstream.WithStallWait(h.cfg.PublishTimeout)
+	// One fresh buffer holds every message of the request: a publish may
+	// be retried by the client library after this request gave up, so
+	// message data is never reused.
+	data := make([]byte, 0, len(st.body)+valid*160)
+	var subjApp, subj string
 	var firstErr error
 	for i := range items {
 		it := &items[i]
@@ -310,22 +314,18 @@ func (h *Handler) publish(ctx context.Context, st *reqState, snap *release.Snaps
 		if it.ev.AppID != subjApp || subj == "" {
 			subjApp, subj = it.ev.AppID, schema.EventSubject(it.ev.AppID)
 		}
-		data, err := json.Marshal(&it.ev)
-		if err != nil {
-			firstErr = err
-			break
-		}
-		msg := &nats.Msg{
-			Subject: subj,
-			Data:    data,
-			Header:  nats.Header{jetstream.MsgIDHeader: []string{it.ev.ID}},
-		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
+		if time.Now().After(deadline) {
 			firstErr = jetstream.ErrAsyncPublishTimeout
 			break
 		}
-		f, err := h.js.PublishMsgAsync(msg, jetstream.WithStallWait(wait))
+		start := len(data)
+		data, st.keys = appendEvent(data, &it.ev, st.keys)
+		msg := &nats.Msg{
+			Subject: subj,
+			Data:    data[start:len(data):len(data)],
+			Header:  nats.Header{jetstream.MsgIDHeader: []string{it.ev.ID}},
+		}
+		f, err := h.js.PublishMsgAsync(msg, stall)
 		if err != nil {
 			firstErr = err
 			break

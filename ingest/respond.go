@@ -2,8 +2,11 @@ package ingest
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/capstan-io/capstan/schema"
 )
 
 func writeBody(w http.ResponseWriter, status int, body []byte) int {
@@ -77,4 +80,63 @@ func appendJSONString(b []byte, s string) []byte {
 		i += size
 	}
 	return append(b, '"')
+}
+
+// appendEvent appends ev as JSON exactly as encoding/json would marshal
+// schema.Event (same keys, omitempty rules and sorted metadata keys),
+// without reflection; TestAppendEventMatchesSchema keeps the two in step.
+func appendEvent(b []byte, ev *schema.Event, keys []string) ([]byte, []string) {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, ev.ID)
+	b = append(b, `,"received_ms":`...)
+	b = strconv.AppendInt(b, ev.ReceivedMs, 10)
+	if ev.ClientMs != 0 {
+		b = append(b, `,"client_ms":`...)
+		b = strconv.AppendInt(b, ev.ClientMs, 10)
+	}
+	b = appendField(b, `,"app_id":`, ev.AppID, false)
+	b = appendField(b, `,"device_id":`, ev.DeviceID, false)
+	b = appendField(b, `,"platform":`, ev.Platform, false)
+	b = appendField(b, `,"action":`, ev.Action, false)
+	b = appendField(b, `,"version_name":`, ev.VersionName, false)
+	b = appendField(b, `,"file_name":`, ev.FileName, true)
+	b = appendField(b, `,"old_version_name":`, ev.OldVersionName, true)
+	b = appendField(b, `,"version_build":`, ev.VersionBuild, true)
+	b = appendField(b, `,"version_code":`, ev.VersionCode, true)
+	b = appendField(b, `,"version_os":`, ev.VersionOS, true)
+	b = appendField(b, `,"plugin_version":`, ev.PluginVersion, true)
+	b = appendField(b, `,"custom_id":`, ev.CustomID, true)
+	b = appendField(b, `,"channel":`, ev.Channel, true)
+	b = appendField(b, `,"install_source":`, ev.InstallSource, true)
+	b = appendField(b, `,"key_id":`, ev.KeyID, true)
+	b = append(b, `,"is_emulator":`...)
+	b = strconv.AppendBool(b, ev.IsEmulator)
+	b = append(b, `,"is_prod":`...)
+	b = strconv.AppendBool(b, ev.IsProd)
+	if len(ev.Metadata) > 0 {
+		keys = keys[:0]
+		for k := range ev.Metadata {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, `,"metadata":{`...)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSONString(b, ev.Metadata[k])
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), keys
+}
+
+func appendField(b []byte, key, v string, omitEmpty bool) []byte {
+	if omitEmpty && v == "" {
+		return b
+	}
+	b = append(b, key...)
+	return appendJSONString(b, v)
 }

@@ -1,0 +1,124 @@
+package ingest
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/capstan-io/capstan/bus"
+	"github.com/capstan-io/capstan/schema"
+)
+
+var benchActions = []string{
+	"app_moved_to_foreground", "download_10", "download_20", "download_complete", "set",
+	"app_launch_start", "app_launch_ready", "webview_page_loaded", "app_moved_to_background", "download_fail",
+}
+
+// appendBenchBody appends a realistic 20-event batch from one device;
+// seq makes its content (and so its event ids) unique.
+func appendBenchBody(b []byte, seq int64) []byte {
+	b = append(b, '[')
+	for i := 0; i < 20; i++ {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"platform":"android","device_id":"2d1a5e3c-9b7f-4f7e-9e57-`...)
+		b = strconv.AppendInt(b, 100000000000+seq%1000000, 10)
+		b = append(b, `","app_id":"com.example.app","custom_id":"","version_build":"1.4.0","version_code":"14",`+
+			`"version_os":"14","version_name":"1.2.3","plugin_version":"8.51.23","is_emulator":false,`+
+			`"is_prod":true,"defaultChannel":"production","action":"`...)
+		b = append(b, benchActions[i%len(benchActions)]...)
+		b = append(b, `","old_version_name":"","metadata":{"source":"bench"},"timestamp":`...)
+		b = strconv.AppendInt(b, 1749999999000+seq*20+int64(i), 10)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+func BenchmarkDecode20(b *testing.B) {
+	body := appendBenchBody(nil, 1)
+	var d decoder
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_, items, berr := d.decode(body, DefaultMaxEvents)
+		if berr != nil || len(items) != 20 || items[19].err != nil {
+			b.Fatal("decode failed", berr)
+		}
+	}
+	b.ReportMetric(float64(b.N*20)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkHandler20 runs the whole handler, in parallel, against a real
+// embedded JetStream (file storage) in the same process, 20 events per
+// request, every request with new content.
+func BenchmarkHandler20(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bs, err := bus.Open(ctx, bus.Config{DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bs.Close()
+	if err := schema.EnsureStreams(ctx, bs.JetStream, schema.DefaultStreamLimits()); err != nil {
+		b.Fatal(err)
+	}
+	h := New(Config{JetStream: bs.JetStream})
+	var seq atomic.Int64
+	var failures atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var body []byte
+		rd := &bodyReader{}
+		w := &discardWriter{h: http.Header{}}
+		req := httptest.NewRequest(http.MethodPost, "/stats", nil)
+		for pb.Next() {
+			body = appendBenchBody(body[:0], seq.Add(1))
+			rd.reset(body)
+			req.Body = rd
+			req.ContentLength = int64(len(body))
+			w.code = 0
+			h.ServeHTTP(w, req)
+			if w.code != http.StatusOK {
+				failures.Add(1)
+			}
+		}
+	})
+	b.StopTimer()
+	if n := failures.Load(); n > 0 {
+		b.Fatalf("%d requests failed", n)
+	}
+	b.ReportMetric(float64(b.N*20)/b.Elapsed().Seconds(), "events/s")
+}
+
+type bodyReader struct {
+	b []byte
+	i int
+}
+
+func (r *bodyReader) reset(b []byte) { r.b, r.i = b, 0 }
+func (r *bodyReader) Close() error   { return nil }
+func (r *bodyReader) Read(p []byte) (int, error) {
+	if r.i >= len(r.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.i:])
+	r.i += n
+	return n, nil
+}
+
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) WriteHeader(c int)           { w.code = c }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }

@@ -1,0 +1,318 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/capstan-io/capstan/schema"
+)
+
+func decodeOne(t *testing.T, body string) item {
+	t.Helper()
+	var d decoder
+	array, items, berr := d.decode([]byte(body), DefaultMaxEvents)
+	if berr != nil || array || len(items) != 1 {
+		t.Fatalf("decode %s: array=%v items=%d err=%v", body, array, len(items), berr)
+	}
+	return items[0]
+}
+
+func base(extra string) string {
+	s := `{"platform":"ios","device_id":"D-1","app_id":"com.example.app","action":"set","version_name":"1.0.0"`
+	if extra != "" {
+		s += "," + extra
+	}
+	return s + "}"
+}
+
+func TestNormalize(t *testing.T) {
+	tests := []struct {
+		name  string
+		extra string
+		code  string
+		check func(schema.Event) bool
+	}{
+		{"plain", "", "", func(e schema.Event) bool { return e.DeviceID == "d-1" && e.VersionName == "1.0.0" && e.IsProd }},
+		{"version file", `"version_name":"1.2.3:public/assets/app.js.br"`, "",
+			func(e schema.Event) bool { return e.VersionName == "1.2.3" && e.FileName == "public/assets/app.js.br" }},
+		{"file with colon", `"version_name":"1.2.3:a:b"`, "", func(e schema.Event) bool { return e.VersionName == "1.2.3" && e.FileName == "a:b" }},
+		{"builtin", `"version_name":"builtin"`, "", func(e schema.Event) bool { return e.VersionName == "builtin" }},
+		{"empty version", `"version_name":""`, "", func(e schema.Event) bool { return e.VersionName == "unknown" }},
+		{"numeric build", `"version_build":5,"version_code":1234`, "", func(e schema.Event) bool { return e.VersionBuild == "5" && e.VersionCode == "1234" }},
+		{"escaped build", `"version_build":"1.\u0032.0"`, "", func(e schema.Event) bool { return e.VersionBuild == "1.2.0" }},
+		{"string bools", `"is_emulator":"true","is_prod":"false"`, "", func(e schema.Event) bool { return e.IsEmulator && !e.IsProd }},
+		{"null bools", `"is_emulator":null,"is_prod":null`, "", func(e schema.Event) bool { return !e.IsEmulator && e.IsProd }},
+		{"timestamp", `"timestamp":1749999999000`, "", func(e schema.Event) bool { return e.ClientMs == 1749999999000 }},
+		{"float timestamp", `"timestamp":1749999999000.7`, "", func(e schema.Event) bool { return e.ClientMs == 1749999999000 }},
+		{"absurd timestamp", `"timestamp":-5`, "", func(e schema.Event) bool { return e.ClientMs == 0 }},
+		{"future timestamp", `"timestamp":99999999999999`, "", func(e schema.Event) bool { return e.ClientMs == 0 }},
+		{"unknown keys ignored", `"foo":{"bar":[1,2]},"channel":"x"`, "", nil},
+		{"upper platform", `"platform":"IOS"`, "", func(e schema.Event) bool { return e.Platform == "ios" }},
+		{"empty metadata", `"metadata":{}`, "", func(e schema.Event) bool { return e.Metadata == nil }},
+		{"null metadata", `"metadata":null`, "", func(e schema.Event) bool { return e.Metadata == nil }},
+		{"bad timestamp", `"timestamp":"soon"`, CodeInvalidEvent, nil},
+		{"bad bool", `"is_prod":"maybe"`, CodeInvalidEvent, nil},
+		{"object build", `"version_build":{}`, CodeInvalidEvent, nil},
+		{"metadata number", `"metadata":{"a":1}`, CodeInvalidEvent, nil},
+		{"metadata array", `"metadata":[]`, CodeInvalidEvent, nil},
+		{"action too long", `"action":"` + strings.Repeat("a", 65) + `"`, CodeInvalidAction, nil},
+		{"action 64", `"action":"` + strings.Repeat("a", 64) + `"`, "", nil},
+		{"action space", `"action":"a b"`, CodeInvalidAction, nil},
+		{"app id too long", `"app_id":"` + strings.Repeat("a", 129) + `"`, CodeInvalidAppID, nil},
+		{"device control char", `"device_id":"a\u0001"`, CodeInvalidDeviceID, nil},
+		{"device id too long", `"device_id":"` + strings.Repeat("a", 129) + `"`, CodeInvalidDeviceID, nil},
+		{"version too long", `"version_name":"` + strings.Repeat("1", 257) + `"`, CodeFieldTooLong, nil},
+		{"file too long", `"version_name":"1:` + strings.Repeat("f", 1025) + `"`, CodeFieldTooLong, nil},
+		{"platform", `"platform":"web"`, CodeInvalidPlatform, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			it := decodeOne(t, base(tt.extra))
+			if tt.code != "" {
+				if it.err == nil || it.err.Code != tt.code {
+					t.Fatalf("err = %v, want %s", it.err, tt.code)
+				}
+				return
+			}
+			if it.err != nil {
+				t.Fatalf("unexpected error %v", it.err)
+			}
+			if tt.check != nil && !tt.check(it.ev) {
+				t.Fatalf("event %+v", it.ev)
+			}
+		})
+	}
+}
+
+func TestEventIDs(t *testing.T) {
+	id := func(body string) string { return decodeOne(t, body).ev.ID }
+	a := id(base(`"timestamp":1,"metadata":{"x":"1","y":"2"}`))
+	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(a) {
+		t.Fatalf("id %q", a)
+	}
+	same := []string{
+		base(`"metadata":{"y":"2","x":"1"},"timestamp":1`),                                   // key order
+		strings.Replace(base(`"timestamp":1,"metadata":{"x":"1","y":"2"}`), "D-1", "d-1", 1), // device case
+		base(`"timestamp":1,"metadata":{"x":"1","y":"2"},"unknown_key":"z"`),
+	}
+	for _, b := range same {
+		if got := id(b); got != a {
+			t.Errorf("%s: id %s, want %s", b, got, a)
+		}
+	}
+	differ := []string{
+		base(`"timestamp":2,"metadata":{"x":"1","y":"2"}`),
+		base(`"timestamp":1,"metadata":{"x":"1","y":"3"}`),
+		base(`"timestamp":1,"metadata":{"x":"1"}`),
+		base(`"timestamp":1,"metadata":{"x":"1","y":"2"},"custom_id":"c"`),
+		base(`"timestamp":1,"metadata":{"x":"1","y":"2"},"is_emulator":true`),
+		base(`"metadata":{"x":"1","y":"2"}`),
+		// Length prefixes keep field boundaries apart.
+		base(`"timestamp":1,"metadata":{"x":"1","y":"2"},"custom_id":"ab","install_source":""`),
+	}
+	seen := map[string]bool{a: true}
+	for _, b := range differ {
+		got := id(b)
+		if seen[got] {
+			t.Errorf("%s: id %s collides", b, got)
+		}
+		seen[got] = true
+	}
+	x := id(base(`"custom_id":"ab","install_source":""`))
+	y := id(base(`"custom_id":"a","install_source":"b"`))
+	if x == y {
+		t.Error("field boundary not part of the id")
+	}
+}
+
+func TestRepeatedContentInOneRequest(t *testing.T) {
+	for _, n := range []int{3, 100} { // linear scan and map
+		var evs []string
+		for i := 0; i < n; i++ {
+			if i%3 == 0 {
+				evs = append(evs, base(fmt.Sprintf(`"timestamp":%d`, i)))
+			} else {
+				evs = append(evs, base(`"action":"app_moved_to_foreground"`))
+			}
+		}
+		body := []byte("[" + strings.Join(evs, ",") + "]")
+		var d decoder
+		_, items, berr := d.decode(body, 1000)
+		if berr != nil {
+			t.Fatal(berr)
+		}
+		ids := map[string]bool{}
+		var first []string
+		for _, it := range items {
+			if ids[it.ev.ID] {
+				t.Fatalf("n=%d: id %s given twice", n, it.ev.ID)
+			}
+			ids[it.ev.ID] = true
+			first = append(first, it.ev.ID)
+		}
+		// Resending with the same pooled decoder gives the same ids.
+		_, items, _ = d.decode(body, 1000)
+		for i, it := range items {
+			if it.ev.ID != first[i] {
+				t.Fatalf("n=%d: resend changed id %d", n, i)
+			}
+		}
+	}
+}
+
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"uo\te`, "ctl\x00\x1f\n", "é😀", "bad\xffutf8", "<&>"} {
+		b := appendJSONString(nil, s)
+		var back string
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%q -> %s: %v", s, b, err)
+		}
+		if want := strings.ToValidUTF8(s, "\ufffd"); back != want {
+			t.Fatalf("%q -> %s -> %q", s, b, back)
+		}
+	}
+}
+
+func TestActionLabel(t *testing.T) {
+	for a, want := range map[string]string{"set": "set", "download_40": "download_40", "download_45": "other",
+		"app_crash_native": "app_crash_native", "revert": "revert", "brand_new": "other"} {
+		if got := actionLabel(a); got != want {
+			t.Errorf("actionLabel(%q) = %q, want %q", a, got, want)
+		}
+	}
+}
+
+// FuzzDecode feeds arbitrary bodies to the stats decoder: it must never
+// panic, must refuse or accept the body as a whole consistently, and every
+// event it accepts must satisfy the limits and encode as schema.Event.
+// Seeds live in testdata/fuzz/FuzzDecode and run with go test.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(base(`"timestamp":1,"metadata":{"a":"b"}`)))
+	f.Add([]byte("[" + base("") + "," + base(`"device_id":""`) + ",1,null]"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var d decoder
+		array, items, berr := d.decode(body, 50)
+		if berr != nil {
+			if items != nil || berr.code == "" || berr.message == "" || (berr.status != 400 && berr.status != 413) {
+				t.Fatalf("bad refusal %+v items=%d", berr, len(items))
+			}
+			return
+		}
+		if !json.Valid(body) {
+			t.Fatalf("accepted invalid JSON %q", body)
+		}
+		if !array && len(items) != 1 {
+			t.Fatalf("object body gave %d items", len(items))
+		}
+		if len(items) > 50 {
+			t.Fatalf("%d items over the limit", len(items))
+		}
+		ids := map[string]bool{}
+		for i, it := range items {
+			if it.err != nil {
+				if it.err.Code == "" || it.err.Message == "" {
+					t.Fatalf("item %d: empty error %+v", i, it.err)
+				}
+				continue
+			}
+			checkEvent(t, it.ev)
+			if ids[it.ev.ID] {
+				t.Fatalf("item %d: id %s repeated in one request", i, it.ev.ID)
+			}
+			ids[it.ev.ID] = true
+		}
+		// Decoding again (a resend) gives the same ids.
+		var d2 decoder
+		_, again, _ := d2.decode(body, 50)
+		for i := range items {
+			if items[i].ev.ID != again[i].ev.ID {
+				t.Fatalf("item %d: id not deterministic", i)
+			}
+		}
+		out := appendResults(nil, items)
+		if !json.Valid(out) {
+			t.Fatalf("results not JSON: %s", out)
+		}
+	})
+}
+
+func checkEvent(t *testing.T, ev schema.Event) {
+	t.Helper()
+	if len(ev.ID) != eventIDLen || ev.AppID == "" || ev.DeviceID == "" || ev.Action == "" || ev.VersionName == "" {
+		t.Fatalf("incomplete event %+v", ev)
+	}
+	if ev.DeviceID != strings.ToLower(ev.DeviceID) {
+		t.Fatalf("device id not lowercase: %q", ev.DeviceID)
+	}
+	switch ev.Platform {
+	case "ios", "android", "electron":
+	default:
+		t.Fatalf("platform %q", ev.Platform)
+	}
+	if len(ev.Action) > MaxActionLen || len(ev.AppID) > MaxAppIDLen || len(ev.DeviceID) > MaxDeviceIDLen {
+		t.Fatalf("over length: %+v", ev)
+	}
+	if strings.Contains(ev.VersionName, ":") {
+		t.Fatalf("composite version not split: %q", ev.VersionName)
+	}
+	if len(ev.Metadata) > MaxMetadataKeys {
+		t.Fatalf("%d metadata keys", len(ev.Metadata))
+	}
+	for k, v := range ev.Metadata {
+		if utf8.RuneCountInString(k) > MaxMetadataKeyLen || utf8.RuneCountInString(v) > MaxMetadataValueLen {
+			t.Fatalf("metadata over limits")
+		}
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back schema.Event
+	if err := json.Unmarshal(b, &back); err != nil || back.ID != ev.ID || back.DeviceID != ev.DeviceID {
+		t.Fatalf("event does not round-trip: %v", err)
+	}
+}
+
+func TestAppendEventMatchesSchema(t *testing.T) {
+	full := schema.Event{}
+	// Every field set (so a field added to schema.Event without updating
+	// appendEvent shows up as a missing key), then every field empty.
+	v := reflect.ValueOf(&full).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("v<&>\"é\x01" + v.Type().Field(i).Name)
+		case reflect.Int64:
+			f.SetInt(int64(1000 + i))
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Map:
+			f.Set(reflect.ValueOf(map[string]string{"b": "2", "a": "1\n", "é": ""}))
+		default:
+			t.Fatalf("schema.Event field %s has kind %s: teach appendEvent about it", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	for _, ev := range []schema.Event{full, {}, {ID: "x", Metadata: map[string]string{}}} {
+		want, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := appendEvent(nil, &ev, nil)
+		var a, b map[string]any
+		if err := json.Unmarshal(want, &a); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(got, &b); err != nil {
+			t.Fatalf("appendEvent output is not JSON: %v: %s", err, got)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("appendEvent differs from encoding/json:\n got %s\nwant %s", got, want)
+		}
+	}
+}
