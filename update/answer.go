@@ -3,8 +3,10 @@ package update
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/capstan-io/capstan/update/release"
@@ -232,8 +234,10 @@ func majorAnswer(channel, target, old string) Answer {
 }
 
 // successBody renders an update offer. It never contains "error" or "kind".
-func successBody(b *release.Bundle, url string) []byte {
-	n := 96 + len(b.Version) + len(url) + len(b.SessionKey) + len(b.Checksum) + len(b.Link) + len(b.Comment)
+// The url is written in place (see BundleURL) to save an allocation.
+func successBody(b *release.Bundle, publicURL string) []byte {
+	publicURL = strings.TrimRight(publicURL, "/")
+	n := 128 + len(b.Version) + len(b.AppID) + len(publicURL) + len(b.ExternalURL) + len(b.SessionKey) + len(b.Checksum) + len(b.Link) + len(b.Comment)
 	for i := range b.Manifest {
 		m := &b.Manifest[i]
 		n += 64 + len(m.FileName) + len(m.FileHash) + len(m.DownloadURL)
@@ -244,8 +248,18 @@ func successBody(b *release.Bundle, url string) []byte {
 	out := make([]byte, 0, n)
 	out = append(out, `{"version":`...)
 	out = appendJSONString(out, b.Version)
-	out = append(out, `,"url":`...)
-	out = appendJSONString(out, url)
+	out = append(out, `,"url":"`...)
+	if b.ExternalURL != "" {
+		out = appendJSONChars(out, b.ExternalURL)
+	} else {
+		out = appendJSONChars(out, publicURL)
+		out = append(out, "/bundles/"...)
+		out = appendJSONChars(out, url.PathEscape(b.AppID))
+		out = append(out, '/')
+		out = appendJSONChars(out, url.PathEscape(b.Version))
+		out = append(out, ".zip"...)
+	}
+	out = append(out, '"')
 	out = append(out, `,"session_key":`...)
 	out = appendJSONString(out, b.SessionKey)
 	out = append(out, `,"checksum":`...)
@@ -304,6 +318,12 @@ const hexDigits = "0123456789abcdef"
 // except that <, > and & stay literal. Invalid UTF-8 becomes U+FFFD.
 func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	dst = appendJSONChars(dst, s)
+	return append(dst, '"')
+}
+
+// appendJSONChars appends the escaped contents of a JSON string, unquoted.
+func appendJSONChars(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -347,8 +367,7 @@ func appendJSONString(dst []byte, s string) []byte {
 		}
 		i += size
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, s[start:]...)
 }
 
 // errorBody renders {"error":code,"message":msg} for non-update answers.

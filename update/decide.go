@@ -58,7 +58,7 @@ func Decide(req *Request, snap *release.Snapshot, opts Options) Answer {
 
 	// 3. Rollout.
 	target := ch.Bundle
-	if ch.RolloutBundle != "" && InRollout(req.AppID, ch.Name, ch.RolloutBundle, deviceID, ch.RolloutPercent) {
+	if ch.RolloutBundle != "" && inRollout(req.AppID, ch.Name, ch.RolloutBundle, deviceID, ch.RolloutPercent) {
 		target = ch.RolloutBundle
 	}
 	builtinTarget := target == "" || target == "builtin"
@@ -152,7 +152,7 @@ func Decide(req *Request, snap *release.Snapshot, opts Options) Answer {
 	}
 
 	// 8. The update.
-	return Answer{Status: http.StatusOK, Body: successBody(b, BundleURL(opts.PublicURL, b)), Result: ResultUpdate, Channel: chName, Version: target, res: resUpdate}
+	return Answer{Status: http.StatusOK, Body: successBody(b, opts.PublicURL), Result: ResultUpdate, Channel: chName, Version: target, res: resUpdate}
 }
 
 // keyIDMismatch: both set and neither a prefix of the other (older plugins
@@ -259,29 +259,45 @@ const RolloutBuckets = 10000
 
 // RolloutBucket places a device in [0, RolloutBuckets) for one rollout of
 // a channel. The hash covers the rollout bundle, so a new rollout draws a
-// new cohort, while the same rollout always draws the same one.
+// new cohort, while the same rollout always draws the same one. deviceID
+// must be lowercase. The function is part of Capstan's behaviour: changing
+// it reshuffles every rollout in progress.
 func RolloutBucket(appID, channel, rolloutBundle, deviceID string) uint32 {
-	// FNV-1a over the fields with separators, then a 64-bit finaliser
-	// (murmur3 fmix64) so that the low bits mix well.
-	const (
-		offset = 14695981039346656037
-		prime  = 1099511628211
-	)
-	h := uint64(offset)
-	for _, s := range [...]string{appID, channel, rolloutBundle, deviceID} {
-		for i := 0; i < len(s); i++ {
-			h ^= uint64(s[i])
-			h *= prime
-		}
-		h ^= 0xff // separator: ("ab","c") differs from ("a","bc")
-		h *= prime
-	}
+	h := uint64(0x243f6a8885a308d3)
+	h = mixField(h, appID)
+	h = mixField(h, channel)
+	h = mixField(h, rolloutBundle)
+	h = mixField(h, deviceID)
+	// murmur3 fmix64: every input bit reaches the low bits used below.
 	h ^= h >> 33
 	h *= 0xff51afd7ed558ccd
 	h ^= h >> 33
 	h *= 0xc4ceb9fe1a85ec53
 	h ^= h >> 33
 	return uint32(h % RolloutBuckets)
+}
+
+const mixPrime = 0x9e3779b97f4a7c15
+
+// mixField folds s into h eight bytes at a time, then its length, so that
+// ("ab","c") and ("a","bc") differ.
+func mixField(h uint64, s string) uint64 {
+	n := len(s)
+	for len(s) >= 8 {
+		w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+		h = (h ^ w) * mixPrime
+		h ^= h >> 29
+		s = s[8:]
+	}
+	var w uint64
+	for i := 0; i < len(s); i++ {
+		w |= uint64(s[i]) << (8 * i)
+	}
+	h = (h ^ w) * mixPrime
+	h ^= h >> 29
+	h = (h ^ uint64(n)) * mixPrime
+	return h ^ h>>29
 }
 
 // InRollout reports whether a device takes the rollout bundle at this
@@ -291,9 +307,17 @@ func InRollout(appID, channel, rolloutBundle, deviceID string, percent float64) 
 	if rolloutBundle == "" || !(percent > 0) {
 		return false
 	}
+	return inRollout(appID, channel, rolloutBundle, strings.ToLower(deviceID), percent)
+}
+
+// inRollout is InRollout for an already lowercase device id.
+func inRollout(appID, channel, rolloutBundle, deviceID string, percent float64) bool {
+	if rolloutBundle == "" || !(percent > 0) {
+		return false
+	}
 	if percent >= 100 {
 		return true
 	}
 	threshold := uint32(math.Round(percent * (RolloutBuckets / 100)))
-	return RolloutBucket(appID, channel, rolloutBundle, strings.ToLower(deviceID)) < threshold
+	return RolloutBucket(appID, channel, rolloutBundle, deviceID) < threshold
 }

@@ -484,3 +484,25 @@ func TestDeviceIDCaseInsensitive(t *testing.T) {
 		t.Fatalf("uppercase device id missed its override: %s", a.Body)
 	}
 }
+
+// The url written into success bodies must be exactly BundleURL.
+func TestSuccessURLMatchesBundleURL(t *testing.T) {
+	for _, v := range []string{"1.2.0", "1.2.0+build/7", "1.2.0-rc 1?x", "1.2.0-ü\"", "1.2.0#frag"} {
+		for _, ext := range []string{"", "https://cdn.example.com/a b/\"x\".zip"} {
+			c := baseChannel()
+			c.Bundle, c.DisableUnderNative = v, false
+			bu := release.Bundle{AppID: "com.example.app", Version: v, Checksum: "x", ExternalURL: ext}
+			snap := fixture([]release.Channel{c}, func(b *release.Builder) { b.PutBundle(bu) })
+			req := baseRequest()
+			for _, pub := range []string{testPublic, testPublic + "/", "http://h:1/p"} {
+				a := Decide(&req, snap, Options{PublicURL: pub})
+				if a.Result != ResultUpdate {
+					t.Fatalf("%q: %s", v, a.Body)
+				}
+				if got, want := decodeBody(t, a.Body)["url"], BundleURL(pub, &bu); got != want {
+					t.Errorf("url %q, BundleURL %q", got, want)
+				}
+			}
+		}
+	}
+}
