@@ -1,0 +1,524 @@
+package schema_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/capstan-io/capstan/schema"
+	"github.com/capstan-io/capstan/schema/chtest"
+	"github.com/capstan-io/capstan/schema/chtest/chdbtest"
+)
+
+func TestMain(m *testing.M) { chtest.Main(m) }
+
+func TestFlavorOf(t *testing.T) {
+	for _, tc := range []struct {
+		v    string
+		want schema.Flavor
+	}{
+		{"18.16.1", schema.FlavorLegacy},
+		{"21.8.15.7", schema.FlavorLegacy},
+		{"22.2.1", schema.FlavorLegacy},
+		{"22.3.1.1", schema.FlavorModern},
+		{"24.8.4.13", schema.FlavorModern},
+		{"26.5.1.1", schema.FlavorModern},
+	} {
+		got, err := schema.FlavorOf(tc.v)
+		if err != nil || got != tc.want {
+			t.Errorf("FlavorOf(%q) = %v, %v; want %v", tc.v, got, err, tc.want)
+		}
+	}
+	if _, err := schema.FlavorOf("banana"); err == nil {
+		t.Error("FlavorOf(banana) succeeded")
+	}
+}
+
+func TestIsFailureAction(t *testing.T) {
+	for action, want := range map[string]bool{
+		"set": false, "set_fail": true, "update_fail": true, "download_fail": true, "app_crash": true,
+		"app_crash_native": true, "app_anr": true, "reset": false, "download_10": false, "app_launch_ready": false,
+	} {
+		if got := schema.IsFailureAction(action); got != want {
+			t.Errorf("IsFailureAction(%q) = %v", action, got)
+		}
+	}
+}
+
+func TestMigrationsRender(t *testing.T) {
+	for _, f := range []schema.Flavor{schema.FlavorLegacy, schema.FlavorModern} {
+		ms, err := schema.Migrations(f, "db", 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []string
+		for i, m := range ms {
+			if m.Version != uint32(i+1) || len(m.Statements) == 0 {
+				t.Fatalf("%v: migration %d = %+v", f, i, m)
+			}
+			all = append(all, m.Statements...)
+		}
+		sql := strings.Join(all, "\n")
+		for _, word := range []string{"LowCardinality", "DateTime64", "Map(", "TTL"} {
+			if strings.Contains(sql, word) != (f == schema.FlavorModern) {
+				t.Errorf("%v flavour: contains %s = %v", f, word, !(f == schema.FlavorModern))
+			}
+		}
+		if strings.Contains(sql, "{{") || strings.Contains(sql, "--") {
+			t.Errorf("%v: unrendered template or comment left:\n%s", f, sql)
+		}
+	}
+}
+
+func TestMigrateServer(t *testing.T) {
+	s := chtest.Shared(t)
+	ctx := context.Background()
+	db := chtest.DBName(t)
+	conn := s.Conn(t, "")
+	opts := schema.MigrateOptions{Database: db, RetentionDays: 30}
+	if err := schema.Migrate(ctx, conn, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Migrate(ctx, conn, opts); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	versions, err := schema.AppliedMigrations(ctx, conn, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(versions, []uint32{1, 2, 3}) {
+		t.Fatalf("applied %v", versions)
+	}
+	var records uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".capstan_schema_migrations").Scan(&records); err != nil {
+		t.Fatal(err)
+	}
+	if records != 3 {
+		t.Fatalf("%d migration records after two runs, want 3", records)
+	}
+	if got := tables(t, conn, db); !reflect.DeepEqual(got, allTables) {
+		t.Fatalf("tables %v", got)
+	}
+}
+
+var allTables = []string{"capstan_devices", "capstan_devices_mv", "capstan_events", "capstan_events_minute", "capstan_events_minute_mv", "capstan_schema_migrations"}
+
+func tables(t *testing.T, q schema.Querier, db string) []string {
+	t.Helper()
+	rows, err := q.Query(context.Background(), "SELECT name FROM system.tables WHERE database = "+schema.Quote(db)+" ORDER BY name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func TestMigrateConcurrent(t *testing.T) {
+	s := chtest.Shared(t)
+	ctx := context.Background()
+	db := chtest.DBName(t)
+	const n = 6
+	var conns []schema.Querier
+	for range n {
+		conns = append(conns, s.Conn(t, ""))
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = schema.Migrate(ctx, conns[i], schema.MigrateOptions{Database: db}) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("runner %d: %v", i, err)
+		}
+	}
+	var records uint64
+	rows, err := conns[0].Query(ctx, "SELECT count() FROM "+db+".capstan_schema_migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows.Next()
+	rows.Scan(&records)
+	rows.Close()
+	if records != 3 {
+		t.Fatalf("%d migration records from %d concurrent runners, want 3 (each applied once)", records, n)
+	}
+	if got := tables(t, conns[0], db); !reflect.DeepEqual(got, allTables) {
+		t.Fatalf("tables %v (lock left behind?)", got)
+	}
+}
+
+func TestMigrateBreaksStaleLock(t *testing.T) {
+	s := chtest.Shared(t)
+	ctx := context.Background()
+	db := chtest.DBName(t)
+	conn := s.Conn(t, "")
+	// A process died holding the lock.
+	for _, q := range []string{"CREATE DATABASE " + db, "CREATE TABLE " + db + ".capstan_schema_lock (owner String) ENGINE = Memory"} {
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// With a live lock Migrate waits (here: until its context ends).
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if err := schema.Migrate(short, conn, schema.MigrateOptions{Database: db}); err == nil {
+		t.Fatal("Migrate ran while another holder had the lock")
+	}
+	// Once the lock is older than LockStaleAfter it is broken.
+	if err := schema.Migrate(ctx, conn, schema.MigrateOptions{Database: db, LockStaleAfter: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tables(t, conn, db); !reflect.DeepEqual(got, allTables) {
+		t.Fatalf("tables %v", got)
+	}
+}
+
+func TestOpenClickHouseCreatesDatabase(t *testing.T) {
+	s := chtest.Shared(t)
+	ctx := context.Background()
+	db := chtest.DBName(t)
+	conn, err := schema.OpenClickHouse(ctx, s.DSN(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var cur string
+	if err := conn.QueryRow(ctx, "SELECT currentDatabase()").Scan(&cur); err != nil || cur != db {
+		t.Fatalf("current database %q, %v", cur, err)
+	}
+	if err := schema.Migrate(ctx, conn, schema.MigrateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tables(t, conn, db); !reflect.DeepEqual(got, allTables) {
+		t.Fatalf("tables %v", got)
+	}
+	if _, err := schema.OpenClickHouse(ctx, "clickhouse://default@127.0.0.1:1/x?dial_timeout=200ms"); err == nil {
+		t.Fatal("open of a closed port succeeded")
+	}
+}
+
+func TestMigrateChDB(t *testing.T) {
+	db := chdbtest.Open(t)
+	ctx := context.Background()
+	name := chtest.DBName(t)
+	for _, days := range []int{30, 30, 7, 0} {
+		if err := schema.Migrate(ctx, db, schema.MigrateOptions{Database: name, RetentionDays: days}); err != nil {
+			t.Fatalf("retention %d: %v", days, err)
+		}
+		for _, table := range []string{"capstan_events", "capstan_events_minute", "capstan_devices"} {
+			var engine string
+			if err := db.QueryRow("SELECT engine_full FROM system.tables WHERE database = '"+name+"' AND name = '"+table+"'", &engine); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("toIntervalDay(%d)", days)
+			if days == 0 && strings.Contains(engine, "TTL") || days > 0 && !strings.Contains(engine, want) {
+				t.Fatalf("retention %d: %s engine %s", days, table, engine)
+			}
+		}
+	}
+	if got := tables(t, db, name); !reflect.DeepEqual(got, allTables) {
+		t.Fatalf("tables %v", got)
+	}
+	versions, err := schema.AppliedMigrations(ctx, db, name)
+	if err != nil || !reflect.DeepEqual(versions, []uint32{1, 2, 3}) {
+		t.Fatalf("applied %v, %v", versions, err)
+	}
+}
+
+// --- event scenario run on both engines ---
+
+var t0 = time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+
+func ev(id int, app, device, action, version, channel string, minute int) *schema.Event {
+	return &schema.Event{
+		ID: fmt.Sprintf("%032x", id), ReceivedMs: t0.Add(time.Duration(minute) * time.Minute).UnixMilli(),
+		ClientMs: t0.UnixMilli() - 5000, AppID: app, DeviceID: device, Platform: "ios", Action: action,
+		VersionName: version, VersionBuild: "1.4.0", PluginVersion: "8.51.23", VersionOS: "18.1",
+		Channel: channel, IsProd: true, Metadata: map[string]string{"b": "2", "a": "it's"},
+	}
+}
+
+const app = "com.example.app"
+
+func scenario() []*schema.Event {
+	return []*schema.Event{
+		ev(1, app, "d1", "set", "1.0.0", "production", 0),
+		ev(2, app, "d2", "set", "1.0.0", "production", 0),
+		ev(3, app, "d3", "set", "1.0.0", "production", 0),
+		ev(4, app, "d1", "app_launch_ready", "1.0.0", "production", 1),
+		ev(5, app, "d2", "app_launch_ready", "1.0.0", "production", 1),
+		ev(6, app, "d4", "download_fail", "1.0.0", "production", 1),
+		ev(7, app, "d3", "update_fail", "1.0.0", "production", 2),
+		ev(8, app, "d1", "app_crash", "1.0.0", "production", 2),
+		ev(9, app, "d1", "set", "1.1.0", "beta", 3),
+		ev(10, app, "d2", "checksum_fail", "1.1.0", "beta", 3),
+		ev(11, "com.other.app", "x1", "set", "2.0.0", "production", 0),
+	}
+}
+
+var wantReport = []schema.ReportRow{
+	{App: app, Version: "1.0.0", Installs: 3, ActiveDevices: 3, Failures: 3, FailureRate: 0.5, Rollbacks: 1, Events: 8,
+		FailuresByAction: []schema.ActionCount{{Action: "app_crash", Count: 1}, {Action: "download_fail", Count: 1}, {Action: "update_fail", Count: 1}}},
+	{App: app, Version: "1.1.0", Installs: 1, ActiveDevices: 1, Failures: 1, FailureRate: 0.5, Events: 2,
+		FailuresByAction: []schema.ActionCount{{Action: "checksum_fail", Count: 1}}},
+}
+
+// checkScenario verifies rollup, devices and report after the scenario
+// was inserted (twice).
+func checkScenario(t *testing.T, q schema.Querier, db string) {
+	t.Helper()
+	ctx := context.Background()
+	var events, rollupRows uint64
+	if err := queryRow(q, "SELECT uniqExactMerge(events) FROM "+db+".capstan_events_minute", &events); err != nil {
+		t.Fatal(err)
+	}
+	if events != uint64(len(scenario())) {
+		t.Errorf("rollup counts %d events, want %d (duplicates counted?)", events, len(scenario()))
+	}
+	if err := queryRow(q, "SELECT count() FROM "+db+".capstan_events FINAL", &rollupRows); err != nil {
+		t.Fatal(err)
+	}
+	if rollupRows != uint64(len(scenario())) {
+		t.Errorf("raw table FINAL has %d rows, want %d", rollupRows, len(scenario()))
+	}
+	rows, err := q.Query(ctx, "SELECT device_id, version_name FROM "+db+".capstan_devices FINAL WHERE app_id = '"+app+"' ORDER BY device_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for rows.Next() {
+		var d, v string
+		if err := rows.Scan(&d, &v); err != nil {
+			t.Fatal(err)
+		}
+		got[d] = v
+	}
+	rows.Close()
+	want := map[string]string{"d1": "1.1.0", "d2": "1.0.0", "d3": "1.0.0"}
+	if !maps.Equal(got, want) {
+		t.Errorf("devices %v, want %v (failures and downloads must not move a device)", got, want)
+	}
+
+	rq := schema.ReportQuery{Database: db, App: app, Since: t0.Add(-time.Hour), Until: t0.Add(time.Hour)}
+	rep, err := schema.Report(ctx, q, rq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(rep, wantReport) {
+		t.Errorf("report\n got %+v\nwant %+v", rep, wantReport)
+	}
+	rq.Channel = "beta"
+	rep, err = schema.Report(ctx, q, rq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep) != 1 || rep[0].Version != "1.1.0" {
+		t.Errorf("beta report %+v", rep)
+	}
+	all, err := schema.Report(ctx, q, schema.ReportQuery{Database: db, Since: t0.Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 3 || all[2].App != "com.other.app" || all[2].Installs != 1 {
+		t.Errorf("all-apps report %+v", all)
+	}
+	none, err := schema.Report(ctx, q, schema.ReportQuery{Database: db, App: app, Since: t0.Add(time.Hour)})
+	if err != nil || len(none) != 0 {
+		t.Errorf("empty window: %+v, %v", none, err)
+	}
+}
+
+func queryRow(q schema.Querier, query string, dest ...any) error {
+	rows, err := q.Query(context.Background(), query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return fmt.Errorf("no rows: %v", rows.Err())
+	}
+	return rows.Scan(dest...)
+}
+
+func TestEventsServer(t *testing.T) {
+	s := chtest.Shared(t)
+	ctx := context.Background()
+	db := chtest.DBName(t)
+	conn := s.Conn(t, "")
+	if err := schema.Migrate(ctx, conn, schema.MigrateOptions{Database: db}); err != nil {
+		t.Fatal(err)
+	}
+	flavor, err := schema.DetectFlavor(ctx, conn)
+	if err != nil || flavor != schema.FlavorLegacy {
+		t.Fatalf("flavor %v, %v", flavor, err)
+	}
+	// The same events twice, as a consumer retrying a batch would.
+	for range 2 {
+		b, err := conn.PrepareBatch(ctx, schema.InsertSQL(db, flavor))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range scenario() {
+			if err := schema.AppendEvent(b, e, flavor); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Send(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkScenario(t, conn, db)
+
+	var keys, values []string
+	var received time.Time
+	if err := conn.QueryRow(ctx, "SELECT metadata_keys, metadata_values, received_at FROM "+db+".capstan_events WHERE event_id = ? LIMIT 1",
+		fmt.Sprintf("%032x", 1)).Scan(&keys, &values, &received); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(keys, []string{"a", "b"}) || !slices.Equal(values, []string{"it's", "2"}) || !received.Equal(t0) {
+		t.Fatalf("metadata %v %v received %v", keys, values, received)
+	}
+}
+
+// literal renders a Go value from EventValues as a ClickHouse literal.
+func literal(v any) string {
+	switch x := v.(type) {
+	case string:
+		return schema.Quote(x)
+	case uint8:
+		return fmt.Sprint(x)
+	case time.Time:
+		return fmt.Sprintf("fromUnixTimestamp64Milli(%d, 'UTC')", x.UnixMilli())
+	case map[string]string:
+		var kv []string
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			kv = append(kv, schema.Quote(k), schema.Quote(x[k]))
+		}
+		return "map(" + strings.Join(kv, ", ") + ")"
+	}
+	panic(fmt.Sprintf("literal %T", v))
+}
+
+func TestEventsChDB(t *testing.T) {
+	db := chdbtest.Open(t)
+	ctx := context.Background()
+	name := chtest.DBName(t)
+	if err := schema.Migrate(ctx, db, schema.MigrateOptions{Database: name, RetentionDays: 400}); err != nil {
+		t.Fatal(err)
+	}
+	flavor, err := schema.DetectFlavor(ctx, db)
+	if err != nil || flavor != schema.FlavorModern {
+		t.Fatalf("flavor %v, %v", flavor, err)
+	}
+	for range 2 {
+		var tuples []string
+		for _, e := range scenario() {
+			var lits []string
+			for _, v := range schema.EventValues(e, flavor) {
+				lits = append(lits, literal(v))
+			}
+			tuples = append(tuples, "("+strings.Join(lits, ", ")+")")
+		}
+		if err := db.Exec(ctx, schema.InsertSQL(name, flavor)+" VALUES "+strings.Join(tuples, ", ")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkScenario(t, db, name)
+	var m map[string]string
+	var received time.Time
+	if err := db.QueryRow("SELECT metadata, received_at FROM "+name+".capstan_events WHERE event_id = '"+fmt.Sprintf("%032x", 1)+"' LIMIT 1", &m, &received); err != nil {
+		t.Fatal(err)
+	}
+	if m["a"] != "it's" || !received.Equal(t0) {
+		t.Fatalf("metadata %v received %v", m, received)
+	}
+	// Partition maintenance statements are valid on the modern engine too.
+	if _, err := schema.DropExpiredPartitions(ctx, db, name, 30, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDropExpiredPartitionsServer(t *testing.T) {
+	s := chtest.Shared(t)
+	ctx := context.Background()
+	db := chtest.DBName(t)
+	conn := s.Conn(t, "")
+	if err := schema.Migrate(ctx, conn, schema.MigrateOptions{Database: db, RetentionDays: 30}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	old := ev(1, app, "old", "set", "1.0.0", "production", 0)
+	old.ReceivedMs = now.AddDate(0, 0, -40).UnixMilli()
+	fresh := ev(2, app, "new", "set", "1.0.0", "production", 0)
+	fresh.ReceivedMs = now.UnixMilli()
+	b, err := conn.PrepareBatch(ctx, schema.InsertSQL(db, schema.FlavorLegacy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []*schema.Event{old, fresh} {
+		if err := schema.AppendEvent(b, e, schema.FlavorLegacy); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := schema.DropExpiredPartitions(ctx, conn, db, 30, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dropped != 2 {
+		t.Fatalf("dropped %d partitions, want 2 (raw + rollup)", dropped)
+	}
+	var raw, rolled uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".capstan_events").Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT uniqExactMerge(events) FROM "+db+".capstan_events_minute").Scan(&rolled); err != nil {
+		t.Fatal(err)
+	}
+	if raw != 1 || rolled != 1 {
+		t.Fatalf("after retention: %d raw, %d rolled up; want 1 and 1", raw, rolled)
+	}
+	// Device deletion is a mutation: wait for it to finish (bounded).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var devices []string
+		rows, err := conn.Query(ctx, "SELECT device_id FROM "+db+".capstan_devices")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var d string
+			rows.Scan(&d)
+			devices = append(devices, d)
+		}
+		rows.Close()
+		if slices.Equal(devices, []string{"new"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("devices after retention: %v", devices)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n, err := schema.DropExpiredPartitions(ctx, conn, db, 30, now); err != nil || n != 0 {
+		t.Fatalf("second run dropped %d, %v", n, err)
+	}
+}
