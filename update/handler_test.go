@@ -451,3 +451,47 @@ func TestHandlerDerivesPublicURL(t *testing.T) {
 		t.Fatalf("%v", m)
 	}
 }
+
+// Concurrent checks while snapshots swap: run with -race.
+func TestHandlerConcurrent(t *testing.T) {
+	ts := newTestServer(t, fixture([]release.Channel{baseChannel()}, nil), 0)
+	ids := deviceIDs(200)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 50; i++ {
+			c := baseChannel()
+			c.RolloutBundle, c.RolloutPercent = "1.2.1", float64(i*2)
+			ts.snap.Store(fixture([]release.Channel{c}, nil))
+		}
+	}()
+	errs := make(chan string, 4)
+	for w := 0; w < 4; w++ {
+		go func(w int) {
+			for i, id := range ids {
+				r := baseRequest()
+				r.DeviceID = id
+				r.VersionBuild = []string{"1.0.0", "1", "1.0", "2.0.0-rc.1"}[(i+w)%4]
+				rec := ts.do(http.MethodPost, "/updates", jsonBody(t, r, nil), nil)
+				if rec.Code != 200 {
+					errs <- rec.Body.String()
+					return
+				}
+			}
+			errs <- ""
+		}(w)
+	}
+	for w := 0; w < 4; w++ {
+		if e := <-errs; e != "" {
+			t.Fatal(e)
+		}
+	}
+	<-done
+	total := 0.0
+	for _, res := range []string{ResultUpdate, CodeUnderNative} {
+		total += ts.count(testApp, res)
+	}
+	if total != float64(4*len(ids)) {
+		t.Fatalf("counted %v checks, want %d", total, 4*len(ids))
+	}
+}
