@@ -495,3 +495,14 @@ func TestHandlerConcurrent(t *testing.T) {
 		t.Fatalf("counted %v checks, want %d", total, 4*len(ids))
 	}
 }
+
+func TestNewMetricsTwiceOnOneRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a, b := NewMetrics(reg), NewMetrics(reg)
+	a.observe(testApp, resUpdate)
+	b.observe(testApp, resUpdate)
+	mfs, _ := reg.Gather()
+	if len(mfs) != 1 || mfs[0].GetMetric()[0].GetCounter().GetValue() != 2 {
+		t.Fatalf("%v", mfs)
+	}
+}

@@ -26,6 +26,7 @@ type Metrics struct {
 type appCounters [numResults]atomic.Pointer[prometheus.Counter]
 
 // NewMetrics registers the update metrics with reg (nil: not registered).
+// If reg already holds them (two fronts in one process), they are shared.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "capstan_update_checks_total",
@@ -34,7 +35,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	empty := map[string]*appCounters{}
 	m.apps.Store(&empty)
 	if reg != nil {
-		reg.MustRegister(m.checks)
+		if err := reg.Register(m.checks); err != nil {
+			are, ok := err.(prometheus.AlreadyRegisteredError)
+			if !ok {
+				panic(err)
+			}
+			m.checks = are.ExistingCollector.(*prometheus.CounterVec)
+		}
 	}
 	return m
 }
