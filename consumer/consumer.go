@@ -329,6 +329,11 @@ func (c *Consumer) flush(ctx context.Context, batch []*item) {
 	rejected, err := c.insert(ctx, rows, check)
 	if err != nil {
 		c.log.Warn("batch left in jetstream for redelivery", "events", len(batch), "err", err)
+		// Hand the events to another replica now rather than after
+		// AckWait; any that did get stored are filtered out there.
+		for _, it := range batch {
+			_ = it.msg.Nak()
+		}
 		return
 	}
 	for _, it := range rejected {
