@@ -21,6 +21,10 @@ type Env struct {
 	Baseline []string
 	// Dir holds data directories and process logs.
 	Dir string
+	// ProfileDir, when set, replaces `capstan serve` by the profiled front
+	// (`capstan bench front-profile`, same handlers) writing CPU and heap
+	// profiles here; not used for fronts joining an external NATS.
+	ProfileDir string
 	// Log receives progress lines.
 	Log func(format string, args ...any)
 }
@@ -90,6 +94,19 @@ func (e *Env) StartFront(ctx context.Context, o ServeOptions) (*Front, error) {
 	}
 	args = append(args, fmt.Sprintf("--consume=%t", o.Consume))
 	args = append(args, o.ExtraArgs...)
+	if e.ProfileDir != "" && o.NatsURL == "" {
+		chURL := o.ClickHouseURL
+		if !o.Consume {
+			chURL = ""
+		}
+		args = []string{"bench", "front-profile",
+			"--listen", fmt.Sprintf("127.0.0.1:%d", port),
+			"--data-dir", dataDir,
+			"--token", token,
+			"--clickhouse-url", chURL,
+			"--profile", filepath.Join(e.ProfileDir, o.Name),
+		}
+	}
 	p, err := StartProc(o.Name, e.Bin, args, childEnv(), filepath.Join(e.Dir, o.Name+".log"))
 	if err != nil {
 		return nil, err

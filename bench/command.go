@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strings"
@@ -24,8 +25,10 @@ type Options struct {
 	Keep     bool
 	Out      string // append the Markdown report to this file
 	CPUProf  string // CPU profile of the benchmark process itself
-	Stdout   io.Writer
-	Stderr   io.Writer
+	// ProfileFront runs fronts as `bench front-profile` writing profiles here.
+	ProfileFront string
+	Stdout       io.Writer
+	Stderr       io.Writer
 }
 
 // Command runs one scenario (or "all") and prints its Markdown report.
@@ -71,7 +74,15 @@ func Command(ctx context.Context, scenario string, c Config, o Options) (err err
 		}
 		defer pprof.StopCPUProfile()
 	}
-	env := &Env{Bin: o.Bin, Baseline: o.Baseline, Dir: o.Dir, Log: func(format string, args ...any) {
+	if o.ProfileFront != "" {
+		if o.ProfileFront, err = filepath.Abs(o.ProfileFront); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(o.ProfileFront, 0o755); err != nil {
+			return err
+		}
+	}
+	env := &Env{Bin: o.Bin, Baseline: o.Baseline, Dir: o.Dir, ProfileDir: o.ProfileFront, Log: func(format string, args ...any) {
 		fmt.Fprintf(o.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 	}}
 	env.Log("work dir %s; %s", o.Dir, Machine())

@@ -38,6 +38,19 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		return bench.BaselineServe(ctx, *listen, os.Stdout)
 	}
+	if scenario == "front-profile" {
+		fs := flag.NewFlagSet("bench front-profile", flag.ContinueOnError)
+		var o bench.ProfiledFront
+		fs.StringVar(&o.Listen, "listen", "127.0.0.1:0", "loopback address")
+		fs.StringVar(&o.DataDir, "data-dir", "", "data directory")
+		fs.StringVar(&o.Token, "token", "", "admin token")
+		fs.StringVar(&o.ClickHouseURL, "clickhouse-url", "", "run the consumer into this ClickHouse")
+		fs.StringVar(&o.ProfilePrefix, "profile", "front", "profile file prefix")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return bench.ServeProfiled(ctx, o)
+	}
 	d := bench.DefaultConfig()
 	fs := flag.NewFlagSet("bench "+scenario, flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, benchUsage, "\nflags:\n"); fs.PrintDefaults() }
@@ -55,6 +68,7 @@ func runBench(ctx context.Context, args []string) error {
 	out := stringFlag(fs, "out", "CAPSTAN_BENCH_OUT", "", "also append the Markdown report to this file")
 	bin := stringFlag(fs, "bin", "CAPSTAN_BENCH_BIN", "", "capstan binary to start (default: this one)")
 	cpuprof := stringFlag(fs, "cpuprofile", "CAPSTAN_BENCH_CPUPROFILE", "", "write a CPU profile of the benchmark process (load generator) here")
+	profFront := stringFlag(fs, "profile-front", "CAPSTAN_BENCH_PROFILE_FRONT", "", "run fronts as a profiled in-process copy of serve's handlers and write their CPU/heap profiles into this directory")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,5 +81,5 @@ func runBench(ctx context.Context, args []string) error {
 	if c.Workers < 1 || c.Rounds < 1 || c.Devices < 1 || c.Duration <= 0 {
 		return fmt.Errorf("--workers, --rounds, --devices and --duration must be positive")
 	}
-	return bench.Command(ctx, scenario, c, bench.Options{Bin: *bin, Dir: *dir, Keep: *keep, Out: *out, CPUProf: *cpuprof})
+	return bench.Command(ctx, scenario, c, bench.Options{Bin: *bin, Dir: *dir, Keep: *keep, Out: *out, CPUProf: *cpuprof, ProfileFront: *profFront})
 }
