@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
@@ -171,7 +172,7 @@ func newCHDB(t *testing.T, srv *chtest.Server) *chDB {
 	conn := srv.Conn(t, name)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	if err := schema.Migrate(ctx, conn, schema.MigrateOptions{Database: name}); err != nil {
+	if err := schema.Migrate(ctx, conn, schema.MigrateOptions{Database: name, Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		t.Fatal(err)
 	}
 	return &chDB{srv: srv, name: name, conn: conn}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/capstan-io/capstan/ingest"
+	"github.com/capstan-io/capstan/schema"
 	"github.com/capstan-io/capstan/schema/chtest"
 )
 
@@ -176,4 +179,45 @@ func TestStartWaitsForClickHouse(t *testing.T) {
 	db := &chDB{srv: srv, name: "default", conn: conn}
 	db.waitCounts(t, 100)
 	waitFor(t, "stream drained", func() bool { return streamEmpty(t, ne.js) })
+}
+
+// Inserts fail for several AckWaits (server down, then up without the
+// tables): progress acks keep the batch from being redelivered, nothing
+// is dropped, and it all gets in once the schema exists.
+func TestLongRetriesKeepAckDeadlines(t *testing.T) {
+	srv, err := chtest.NewServer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{srv.Addr()}, DialTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ne := startNATS(t)
+	cfg := testConfig(ne.js, conn)
+	cfg.Flavor = schema.FlavorLegacy
+	cfg.AckWait = time.Second
+	r := startConsumer(t, cfg)
+	n := publish(t, ne.js, makeEvents("com.example.slow", 100))
+
+	// 15 failures at the 200ms backoff cap outlast AckWait twice over.
+	waitFor(t, "failures while down", func() bool { return r.metric(t, "capstan_consumer_insert_errors_total") >= 15 })
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	before := r.metric(t, "capstan_consumer_insert_errors_total")
+	waitFor(t, "failures without tables", func() bool { return r.metric(t, "capstan_consumer_insert_errors_total") >= before+3 })
+	db := &chDB{srv: srv, name: "default", conn: srv.Conn(t, "default")}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := schema.Migrate(ctx, db.conn, schema.MigrateOptions{Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatal(err)
+	}
+	db.waitCounts(t, n)
+	waitFor(t, "stream drained", func() bool { return streamEmpty(t, ne.js) })
+	if got := r.metric(t, "capstan_consumer_redeliveries_total"); got != 0 {
+		t.Errorf("%v redeliveries although progress acks were sent", got)
+	}
 }
