@@ -58,6 +58,20 @@ type Querier interface {
 }
 
 // Flavor is the family of DDL and column types a server gets.
+//
+// Notes on ClickHouse 18.16 (native protocol revision 54412) with
+// clickhouse-go v2.50, all verified by the tests:
+//   - Ping, DDL, SELECT and PrepareBatch/Append/Send (String, UInt8,
+//     DateTime, Array(String)) work unchanged.
+//   - Exec("INSERT ... VALUES (...)") hangs until the read timeout: the old
+//     server waits for data blocks from the client. Insert with a batch, or
+//     INSERT ... SELECT.
+//   - Server-side query parameters ({name:Type}) need revision 54459; use
+//     clickhouse-go's client-side binding (? or Named) or rendered literals
+//     (Quote). Per-query settings must be int or bool values (old binary
+//     settings encoding).
+//   - No TTL, DateTime64, Map or (non-experimental) LowCardinality: see
+//     FlavorLegacy.
 type Flavor int
 
 const (

@@ -3,6 +3,7 @@ package schema_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"reflect"
 	"slices"
@@ -16,7 +17,10 @@ import (
 	"github.com/capstan-io/capstan/schema/chtest/chdbtest"
 )
 
-func TestMain(m *testing.M) { chtest.Main(m) }
+func TestMain(m *testing.M) {
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	chtest.Main(m)
+}
 
 func TestFlavorOf(t *testing.T) {
 	for _, tc := range []struct {
