@@ -2,6 +2,7 @@ package schema_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -524,5 +525,35 @@ func TestDropExpiredPartitionsServer(t *testing.T) {
 	}
 	if n, err := schema.DropExpiredPartitions(ctx, conn, db, 30, now); err != nil || n != 0 {
 		t.Fatalf("second run dropped %d, %v", n, err)
+	}
+}
+
+func TestErrorCode(t *testing.T) {
+	for msg, want := range map[string]int{
+		"chdb: Code: 57. DB::Exception: Table x.y already exists. (TABLE_ALREADY_EXISTS)": 57,
+		"code: 81, message: Database nodb doesn't exist":                                  81,
+		"dial tcp: connection refused":                                                    0,
+	} {
+		if got := schema.ErrorCode(errors.New(msg)); got != want {
+			t.Errorf("ErrorCode(%q) = %d, want %d", msg, got, want)
+		}
+	}
+}
+
+// Hostile filter values are literals on both engines, never SQL.
+func TestReportQuotesFilters(t *testing.T) {
+	ctx := context.Background()
+	engines := map[string]schema.Querier{"18.16": chtest.Shared(t).Conn(t, ""), "chdb": chdbtest.Open(t)}
+	for name, q := range engines {
+		db := chtest.DBName(t)
+		if err := schema.Migrate(ctx, q, schema.MigrateOptions{Database: db}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, app := range []string{`x' OR 1=1 --`, `back\slash'`, "new\nline"} {
+			rows, err := schema.Report(ctx, q, schema.ReportQuery{Database: db, App: app, Channel: app, Since: t0})
+			if err != nil || len(rows) != 0 {
+				t.Fatalf("%s: report for %q: %v %v", name, app, rows, err)
+			}
+		}
 	}
 }
