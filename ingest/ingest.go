@@ -220,6 +220,9 @@ var okBody = []byte(`{"status":"ok"}`)
 // readBody reads the whole body into buf, refusing more than MaxBodyBytes.
 func (h *Handler) readBody(r *http.Request, buf []byte) ([]byte, *bodyError) {
 	limit := h.cfg.MaxBodyBytes
+	if r.Body == nil {
+		return buf, nil
+	}
 	if r.ContentLength > limit {
 		return buf, tooLarge(limit)
 	}

@@ -482,6 +482,20 @@ func TestNoJetStreamAnswers503(t *testing.T) {
 	}
 }
 
+func TestMissingStreamAnswers503(t *testing.T) {
+	ctx := testCtx(t)
+	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	// No EnsureStreams: nothing listens on the subject.
+	h := ingest.New(ingest.Config{JetStream: b.JetStream, PublishTimeout: 3 * time.Second})
+	if r := doPost(t, h, "POST", "["+event("set")+"]"); r.Code != 503 || r.RetryAfter == "" {
+		t.Fatalf("%d %q %s", r.Code, r.RetryAfter, r.raw)
+	}
+}
+
 func TestJetStreamDownThenBack(t *testing.T) {
 	dir := t.TempDir()
 	srv, err := bus.StartEmbedded(dir, "127.0.0.1:-1")
