@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -252,5 +253,87 @@ func TestReplicasShareWork(t *testing.T) {
 	total := a.metric(t, "capstan_consumer_inserted_events_total") + b.metric(t, "capstan_consumer_inserted_events_total")
 	if total != float64(n) {
 		t.Errorf("replicas inserted %v events together, want %d", total, n)
+	}
+}
+
+// legacyEventsDDL is capstan_events as on 18.16 with one column changed
+// or added by the test.
+func legacyEventsDDL(platformType, extra string) string {
+	return `CREATE TABLE capstan_events (event_id String, received_at DateTime, client_time DateTime,
+		app_id String, device_id String, platform ` + platformType + `, action String, version_name String,
+		file_name String, old_version_name String, version_build String, version_code String, version_os String,
+		plugin_version String, custom_id String, channel String, install_source String, key_id String,
+		is_emulator UInt8, is_prod UInt8, metadata_keys Array(String), metadata_values Array(String)` + extra + `)
+		ENGINE = ReplacingMergeTree PARTITION BY toYYYYMMDD(received_at) ORDER BY (app_id, action, event_id)`
+}
+
+func TestRejectedRowsDeadLetteredRestInserted(t *testing.T) {
+	tests := []struct {
+		name, ddl string
+		spoil     func(*schema.Event)
+		marker    string // in the dead-lettered body
+		why       string // in its error header
+	}{
+		// The driver refuses the value before sending anything.
+		{"client side", legacyEventsDDL("Enum8('ios' = 1, 'android' = 2)", ""),
+			func(e *schema.Event) { e.Platform = "electron" }, `"electron"`, "append event"},
+		// The server refuses the block (a default computed from the row
+		// fails): bisection finds the rows.
+		{"server side", legacyEventsDDL("String", ", code_num UInt32 DEFAULT toUInt32(version_code)"),
+			func(e *schema.Event) { e.VersionCode = "not-a-number" }, `"not-a-number"`, "code: 6"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { testRejectedRows(t, tt.ddl, tt.spoil, tt.marker, tt.why) })
+	}
+}
+
+// testRejectedRows: rows ClickHouse cannot take go to the dead-letter
+// stream; the rest of their batch is stored.
+func testRejectedRows(t *testing.T, ddl string, spoil func(*schema.Event), marker, why string) {
+	ne := startNATS(t)
+	srv := chtest.Shared(t)
+	name := chtest.DBName(t)
+	conn := srv.Conn(t, name)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := conn.Exec(ctx, ddl); err != nil {
+		t.Fatal(err)
+	}
+	events := makeEvents("com.example.reject", 30)
+	for i := range events {
+		events[i].VersionCode = strconv.Itoa(i)
+	}
+	spoil(events[3])
+	spoil(events[17])
+	n := publish(t, ne.js, events)
+	cfg := testConfig(ne.js, conn)
+	cfg.Flavor = schema.FlavorLegacy
+	r := startConsumer(t, cfg)
+	waitFor(t, "stream drained", func() bool { return streamEmpty(t, ne.js) })
+	var rows uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM capstan_events").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != uint64(n-2) {
+		t.Fatalf("%d rows stored, want %d", rows, n-2)
+	}
+	if got := r.metric(t, `capstan_consumer_dead_letters_total{reason="insert_rejected"}`); got != 2 {
+		t.Fatalf("dead_letters_total{insert_rejected} = %v, want 2", got)
+	}
+	dlq, err := ne.js.Stream(ctx, schema.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 2; seq++ {
+		m, err := dlq.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Header.Get(HeaderReason) != ReasonInsertRejected || !strings.Contains(string(m.Data), marker) {
+			t.Errorf("dead letter %d: reason %q body %s", seq, m.Header.Get(HeaderReason), m.Data)
+		}
+		if got := m.Header.Get(HeaderError); !strings.Contains(got, why) {
+			t.Errorf("dead letter %d: error header %q lacks %q", seq, got, why)
+		}
 	}
 }
