@@ -42,6 +42,7 @@ type StreamLimits struct {
 	// (1 for a single server; 0 means 1).
 	Replicas int
 	// DuplicateWindow for Nats-Msg-Id dedupe; 0 means DefaultDuplicateWindow.
+	// It is shortened to MaxAge when that is smaller.
 	DuplicateWindow time.Duration
 }
 
@@ -79,17 +80,20 @@ func (l StreamLimits) Validate() error {
 	if l.Replicas < 0 || l.Replicas > 5 {
 		return fmt.Errorf("stream replicas %d: want 1 to 5", l.Replicas)
 	}
-	if l.MaxAge > 0 && l.dupWindow() > l.MaxAge {
-		return fmt.Errorf("stream duplicate window %s: must not exceed max age %s", l.dupWindow(), l.MaxAge)
-	}
 	return nil
 }
 
+// dupWindow is the dedupe window: the default when unset, and never
+// longer than MaxAge (JetStream refuses that).
 func (l StreamLimits) dupWindow() time.Duration {
-	if l.DuplicateWindow == 0 {
-		return DefaultDuplicateWindow
+	w := l.DuplicateWindow
+	if w == 0 {
+		w = DefaultDuplicateWindow
 	}
-	return l.DuplicateWindow
+	if l.MaxAge > 0 && w > l.MaxAge {
+		w = l.MaxAge
+	}
+	return w
 }
 
 func limitOrNone(v int64) int64 {

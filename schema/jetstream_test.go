@@ -76,8 +76,8 @@ func TestStreamLimitsValidate(t *testing.T) {
 		{"bad discard", schema.StreamLimits{Discard: "drop"}, false},
 		{"negative age", schema.StreamLimits{MaxAge: -time.Second}, false},
 		{"negative window", schema.StreamLimits{DuplicateWindow: -time.Second}, false},
-		{"window over age", schema.StreamLimits{MaxAge: time.Minute, DuplicateWindow: time.Hour}, false},
-		{"default window over short age", schema.StreamLimits{MaxAge: time.Minute}, false},
+		{"window over age is clamped", schema.StreamLimits{MaxAge: time.Minute, DuplicateWindow: time.Hour}, true},
+		{"default window over short age", schema.StreamLimits{MaxAge: time.Minute}, true},
 		{"window under age", schema.StreamLimits{MaxAge: time.Hour, DuplicateWindow: time.Minute}, true},
 		{"replicas", schema.StreamLimits{Replicas: 3}, true},
 		{"too many replicas", schema.StreamLimits{Replicas: 7}, false},
@@ -89,6 +89,18 @@ func TestStreamLimitsValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want ok=%v", err, tt.ok)
 			}
 		})
+	}
+}
+
+func TestDuplicateWindowClampedToMaxAge(t *testing.T) {
+	l := schema.DefaultStreamLimits()
+	l.MaxAge = time.Minute
+	if got := schema.EventsStreamConfig(l).Duplicates; got != time.Minute {
+		t.Fatalf("duplicates %v, want 1m", got)
+	}
+	b := openBus(t, "")
+	if err := schema.EnsureStreams(testCtx(t), b.JetStream, l); err != nil {
+		t.Fatalf("short max age refused: %v", err)
 	}
 }
 
