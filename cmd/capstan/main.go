@@ -26,9 +26,10 @@ var commands = map[string]command{
 	"device":  {runDevice, "pin a device to a channel or unpin it"},
 	"token":   {runToken, "create admin tokens"},
 	"stats":   {runStats, "print release health from ClickHouse"},
+	"bench":   {runBench, "measure a Capstan server against a bare baseline (see BENCHMARKS.md)"},
 }
 
-var order = []string{"serve", "consume", "app", "bundle", "channel", "device", "token", "stats"}
+var order = []string{"serve", "consume", "app", "bundle", "channel", "device", "token", "stats", "bench"}
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: capstan <command> [flags]\n\ncommands:")
