@@ -68,7 +68,11 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		}
 		b.Server = srv
 		opts = append(opts, nats.InProcessServer(srv))
-		log.Info("embedded nats started", "store_dir", cfg.DataDir, "client_url", srv.ClientURL())
+		if srv.Addr() != nil {
+			log.Info("embedded nats started", "store_dir", cfg.DataDir, "client_url", srv.ClientURL())
+		} else {
+			log.Info("embedded nats started in-process", "store_dir", cfg.DataDir)
+		}
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {

@@ -61,11 +61,8 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log = log.With("role", "serve")
-	if *publicURL == "" {
-		*publicURL = defaultPublicURL(*listen)
-	}
-	*publicURL = strings.TrimRight(*publicURL, "/")
+	base := log
+	log = base.With("role", "serve")
 	if *adminToken == "" {
 		log.Warn("no --admin-token: the admin API accepts only tokens created with `capstan token create`")
 	}
@@ -107,12 +104,25 @@ func runServe(ctx context.Context, args []string) error {
 	if *consume {
 		runner, err = consumer.Start(consumeCtx, consumer.Config{
 			JetStream: b.JetStream, BatchSize: *batchSize, Linger: *linger,
-			Registerer: reg, Logger: log.With("role", "consume"),
-		}, consumer.ClickHouseConnector(*chURL, *retention, log))
+			Registerer: reg, Logger: base.With("role", "consume"),
+		}, consumer.ClickHouseConnector(*chURL, *retention, base.With("role", "consume")))
 		if err != nil {
 			return err
 		}
 	}
+
+	if err := os.MkdirAll(filepath.Join(*dataDir, "uploads"), 0o700); err != nil {
+		return fmt.Errorf("create upload dir: %w", err)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", *listen, err)
+	}
+	defer ln.Close()
+	if *publicURL == "" {
+		*publicURL = defaultPublicURL(ln.Addr().String())
+	}
+	*publicURL = strings.TrimRight(*publicURL, "/")
 
 	var draining atomic.Bool
 	httpm := newHTTPMetrics(reg)
@@ -149,13 +159,6 @@ func runServe(ctx context.Context, args []string) error {
 	})
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
-	if err := os.MkdirAll(filepath.Join(*dataDir, "uploads"), 0o700); err != nil {
-		return fmt.Errorf("create upload dir: %w", err)
-	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", *listen, err)
-	}
 	srv := &http.Server{
 		Handler:           r,
 		ReadHeaderTimeout: 10 * time.Second,
