@@ -139,6 +139,11 @@ func DecodeJSON(body []byte) (Request, *RequestError) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return Request{}, errEmptyBody
 	}
+	if fastDecode(body, &w) {
+		r := w.request()
+		return r, r.normalize()
+	}
+	w = wireRequest{}
 	if err := json.Unmarshal(body, &w); err != nil {
 		var te *json.UnmarshalTypeError
 		if !errors.As(err, &te) && !errors.Is(err, errBadBool) {
