@@ -24,7 +24,7 @@ const (
 // resent events. The server keeps every id of the window in memory (about
 // 150 bytes each), so memory grows with event rate × window; events resent
 // later are still deduplicated by ClickHouse on event_id.
-const DefaultDuplicateWindow = 10 * time.Minute
+const DefaultDuplicateWindow = 2 * time.Minute
 
 // StreamLimits bounds the events stream. Zero or negative sizes mean
 // "no limit of this kind" (bounded only by the server's JetStream storage).

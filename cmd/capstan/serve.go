@@ -47,6 +47,10 @@ func runServe(ctx context.Context, args []string) error {
 	linger := durationFlag(fs, "batch-linger", "CAPSTAN_BATCH_LINGER", consumer.DefaultLinger, "longest an event waits for its batch to fill")
 	streamMaxBytes := int64Flag(fs, "stream-max-bytes", "CAPSTAN_STREAM_MAX_BYTES", -1, "cap on the events stream's size; when full, /stats answers 503 and devices keep their events (-1 = storage limit only)")
 	streamMaxAge := durationFlag(fs, "stream-max-age", "CAPSTAN_STREAM_MAX_AGE", 0, "drop unconsumed events older than this (0 = never)")
+	streamMaxMsgs := int64Flag(fs, "stream-max-msgs", "CAPSTAN_STREAM_MAX_MSGS", -1, "cap on the events held in the stream (-1 = none)")
+	dupWindow := durationFlag(fs, "stream-duplicate-window", "CAPSTAN_STREAM_DUPLICATE_WINDOW", schema.DefaultDuplicateWindow, "how long JetStream drops resent event ids (memory grows with rate × window)")
+	statsMaxEvents := intFlag(fs, "stats-max-events", "CAPSTAN_STATS_MAX_EVENTS", ingest.DefaultMaxEvents, "most events in one /stats body (413 above)")
+	statsMaxBody := int64Flag(fs, "stats-max-body-bytes", "CAPSTAN_STATS_MAX_BODY_BYTES", ingest.DefaultMaxBodyBytes, "largest /stats body (413 above)")
 	replicas := intFlag(fs, "replicas", "CAPSTAN_REPLICAS", 1, "replicas of Capstan's JetStream buckets and streams (3 in a 3-node NATS cluster)")
 	maxUpload := int64Flag(fs, "max-upload-bytes", "CAPSTAN_MAX_UPLOAD_BYTES", admin.DefaultMaxUploadBytes, "largest bundle zip the admin API accepts")
 	logFormat := stringFlag(fs, "log-format", "CAPSTAN_LOG_FORMAT", "text", "log format: text or json")
@@ -67,7 +71,8 @@ func runServe(ctx context.Context, args []string) error {
 		log.Warn("no --admin-token: the admin API accepts only tokens created with `capstan token create`")
 	}
 	limits := schema.DefaultStreamLimits()
-	limits.MaxBytes, limits.MaxAge, limits.Replicas = *streamMaxBytes, *streamMaxAge, *replicas
+	limits.MaxBytes, limits.MaxAge, limits.MaxMsgs = *streamMaxBytes, *streamMaxAge, *streamMaxMsgs
+	limits.DuplicateWindow, limits.Replicas = *dupWindow, *replicas
 	if err := limits.Validate(); err != nil {
 		return err
 	}
@@ -139,7 +144,7 @@ func runServe(ctx context.Context, args []string) error {
 		update.NewHandler(update.Config{Snapshot: store.Snapshot, PublicURL: *publicURL, Metrics: update.NewMetrics(reg), Logger: log}).Routes(r)
 	})
 	r.With(httpm.wrap("bundles")).Handle("/bundles/{app}/{file}", update.BundleHandler(store, log))
-	r.With(httpm.wrap("stats")).Handle("/stats", ingest.New(ingest.Config{JetStream: b.JetStream, Snapshot: store.Snapshot, Registerer: reg, Logger: log}))
+	r.With(httpm.wrap("stats")).Handle("/stats", ingest.New(ingest.Config{JetStream: b.JetStream, Snapshot: store.Snapshot, MaxEvents: *statsMaxEvents, MaxBodyBytes: *statsMaxBody, Registerer: reg, Logger: log}))
 	r.With(httpm.wrap("admin")).Mount("/api/v1", admin.New(admin.Config{Store: store, AdminToken: *adminToken, MaxUploadBytes: *maxUpload, TempDir: filepath.Join(*dataDir, "uploads"), Logger: log}).Handler())
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
