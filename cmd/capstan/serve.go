@@ -38,7 +38,7 @@ func runServe(ctx context.Context, args []string) error {
 	dataDir := stringFlag(fs, "data-dir", "CAPSTAN_DATA_DIR", "./data", "directory for the embedded NATS store and the bundle cache")
 	publicURL := stringFlag(fs, "public-url", "CAPSTAN_PUBLIC_URL", "", "base URL of bundle downloads given to devices (default http://<listen>)")
 	natsURL := stringFlag(fs, "nats-url", "CAPSTAN_NATS_URL", "", "external NATS cluster URL; empty starts an embedded JetStream server")
-	natsListen := stringFlag(fs, "nats-listen", "CAPSTAN_NATS_LISTEN", "127.0.0.1:4222", "client address of the embedded NATS server (for `capstan consume` and other fronts); empty = in-process only")
+	natsListen := stringFlag(fs, "nats-listen", "CAPSTAN_NATS_LISTEN", "127.0.0.1:4222", "client address of the embedded NATS server (for capstan consume and other fronts); empty = in-process only")
 	adminToken := stringFlag(fs, "admin-token", "CAPSTAN_ADMIN_TOKEN", "", "admin API bearer token accepted at start-up (only its hash is kept)")
 	consume := boolFlag(fs, "consume", "CAPSTAN_CONSUME", true, "run the stats consumer in this process (all-in-one); false for stateless fronts")
 	chURL := stringFlag(fs, "clickhouse-url", "CAPSTAN_CLICKHOUSE_URL", "clickhouse://default@127.0.0.1:9000/capstan", "ClickHouse for the in-process consumer")
@@ -108,7 +108,7 @@ func runServe(ctx context.Context, args []string) error {
 	var runner *consumer.Runner
 	if *consume {
 		runner, err = consumer.Start(consumeCtx, consumer.Config{
-			JetStream: b.JetStream, BatchSize: *batchSize, Linger: *linger,
+			JetStream: b.JetStream, BatchSize: *batchSize, Linger: *linger, RetentionDays: *retention,
 			Registerer: reg, Logger: base.With("role", "consume"),
 		}, consumer.ClickHouseConnector(*chURL, *retention, base.With("role", "consume")))
 		if err != nil {
