@@ -21,9 +21,12 @@ type Env struct {
 	Baseline []string
 	// Dir holds data directories and process logs.
 	Dir string
+	// FrontEnv is added to the environment of every front (e.g.
+	// GOMEMLIMIT=200MiB), not to the benchmark process.
+	FrontEnv []string
 	// ProfileDir, when set, replaces `capstan serve` by the profiled front
 	// (`capstan bench front-profile`, same handlers) writing CPU and heap
-	// profiles here; not used for fronts joining an external NATS.
+	// profiles here.
 	ProfileDir string
 	// Log receives progress lines.
 	Log func(format string, args ...any)
@@ -94,7 +97,7 @@ func (e *Env) StartFront(ctx context.Context, o ServeOptions) (*Front, error) {
 	}
 	args = append(args, fmt.Sprintf("--consume=%t", o.Consume))
 	args = append(args, o.ExtraArgs...)
-	if e.ProfileDir != "" && o.NatsURL == "" {
+	if e.ProfileDir != "" {
 		chURL := o.ClickHouseURL
 		if !o.Consume {
 			chURL = ""
@@ -105,9 +108,10 @@ func (e *Env) StartFront(ctx context.Context, o ServeOptions) (*Front, error) {
 			"--token", token,
 			"--clickhouse-url", chURL,
 			"--profile", filepath.Join(e.ProfileDir, o.Name),
+			"--nats-url", o.NatsURL,
 		}
 	}
-	p, err := StartProc(o.Name, e.Bin, args, childEnv(), filepath.Join(e.Dir, o.Name+".log"))
+	p, err := StartProc(o.Name, e.Bin, args, append(childEnv(), e.FrontEnv...), filepath.Join(e.Dir, o.Name+".log"))
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,8 @@ type Options struct {
 	Keep     bool
 	Out      string // append the Markdown report to this file
 	CPUProf  string // CPU profile of the benchmark process itself
+	// FrontEnv is added to the fronts' environment (KEY=value each).
+	FrontEnv []string
 	// ProfileFront runs fronts as `bench front-profile` writing profiles here.
 	ProfileFront string
 	Stdout       io.Writer
@@ -82,10 +84,13 @@ func Command(ctx context.Context, scenario string, c Config, o Options) (err err
 			return err
 		}
 	}
-	env := &Env{Bin: o.Bin, Baseline: o.Baseline, Dir: o.Dir, ProfileDir: o.ProfileFront, Log: func(format string, args ...any) {
+	env := &Env{Bin: o.Bin, Baseline: o.Baseline, Dir: o.Dir, ProfileDir: o.ProfileFront, FrontEnv: o.FrontEnv, Log: func(format string, args ...any) {
 		fmt.Fprintf(o.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 	}}
 	env.Log("work dir %s; %s", o.Dir, Machine())
+	if len(o.FrontEnv) > 0 {
+		env.Log("front environment: %s", strings.Join(o.FrontEnv, " "))
+	}
 	var reps []*Report
 	for _, n := range names {
 		var rep *Report

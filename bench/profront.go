@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -33,6 +34,7 @@ type ProfiledFront struct {
 	DataDir       string
 	Token         string
 	ClickHouseURL string // empty: no consumer
+	NatsURL       string // empty: embedded JetStream
 	ProfilePrefix string // writes <prefix>.cpu.pprof and <prefix>.heap.pprof
 }
 
@@ -44,7 +46,7 @@ func ServeProfiled(ctx context.Context, o ProfiledFront) error {
 		return err
 	}
 	defer cpu.Close()
-	b, err := bus.Open(ctx, bus.Config{DataDir: filepath.Join(o.DataDir, "nats"), Name: "capstan-bench-front", Logger: log})
+	b, err := bus.Open(ctx, bus.Config{URL: o.NatsURL, DataDir: filepath.Join(o.DataDir, "nats"), Name: "capstan-bench-front", Logger: log})
 	if err != nil {
 		return err
 	}
@@ -95,6 +97,7 @@ func ServeProfiled(ctx context.Context, o ProfiledFront) error {
 	go srv.Serve(ln)
 	<-ctx.Done()
 	pprof.StopCPUProfile()
+	runtime.GC() // the heap profile then shows what is live
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)

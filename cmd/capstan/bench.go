@@ -46,6 +46,7 @@ func runBench(ctx context.Context, args []string) error {
 		fs.StringVar(&o.Token, "token", "", "admin token")
 		fs.StringVar(&o.ClickHouseURL, "clickhouse-url", "", "run the consumer into this ClickHouse")
 		fs.StringVar(&o.ProfilePrefix, "profile", "front", "profile file prefix")
+		fs.StringVar(&o.NatsURL, "nats-url", "", "join this NATS instead of embedding one")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
@@ -69,11 +70,22 @@ func runBench(ctx context.Context, args []string) error {
 	bin := stringFlag(fs, "bin", "CAPSTAN_BENCH_BIN", "", "capstan binary to start (default: this one)")
 	cpuprof := stringFlag(fs, "cpuprofile", "CAPSTAN_BENCH_CPUPROFILE", "", "write a CPU profile of the benchmark process (load generator) here")
 	profFront := stringFlag(fs, "profile-front", "CAPSTAN_BENCH_PROFILE_FRONT", "", "run fronts as a profiled in-process copy of serve's handlers and write their CPU/heap profiles into this directory")
+	frontEnv := stringFlag(fs, "front-env", "CAPSTAN_BENCH_FRONT_ENV", "", "comma-separated KEY=value pairs added to the fronts' environment only (e.g. GOMEMLIMIT=200MiB)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var fenv []string
+	for _, kv := range strings.Split(*frontEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		if !strings.Contains(kv, "=") {
+			return fmt.Errorf("--front-env %q: want KEY=value", kv)
+		}
+		fenv = append(fenv, kv)
 	}
 	c := d
 	c.Workers, c.Duration, c.MaxRequests, c.Rounds, c.Devices = *workers, *duration, *requests, *rounds, *devices
@@ -81,5 +93,5 @@ func runBench(ctx context.Context, args []string) error {
 	if c.Workers < 1 || c.Rounds < 1 || c.Devices < 1 || c.Duration <= 0 {
 		return fmt.Errorf("--workers, --rounds, --devices and --duration must be positive")
 	}
-	return bench.Command(ctx, scenario, c, bench.Options{Bin: *bin, Dir: *dir, Keep: *keep, Out: *out, CPUProf: *cpuprof, ProfileFront: *profFront})
+	return bench.Command(ctx, scenario, c, bench.Options{Bin: *bin, Dir: *dir, Keep: *keep, Out: *out, CPUProf: *cpuprof, ProfileFront: *profFront, FrontEnv: fenv})
 }
