@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -228,15 +230,22 @@ func (e *Env) E2E(ctx context.Context, c Config) (*Report, error) {
 	if c.Rate > 0 {
 		l.MaxRequests = int64(c.Rate/20*c.Duration.Seconds()) + 1
 	}
+	meter := newCPUMeter()
+	meter.add("front+consumer", front.Proc.Cmd.Process.Pid)
+	meter.add("clickhouse", ch.Proc.Cmd.Process.Pid)
+	meter.add("generator", os.Getpid())
+	meter.begin()
 	t0 := time.Now()
 	res, err := l.Run(ctx, client)
+	cpu := meter.end()
 	close(stop)
 	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
 	loadEnd := time.Now()
-	e.Log("e2e load: %s", res.Summary(true))
+	e.Log("e2e load: %s; %s", res.Summary(true), cpu)
+	rep.note("during the load, %s (of %d)", cpu, runtime.NumCPU())
 	ackedMarkers, _ := mk.counts()
 	accepted := res.Events + int64(ackedMarkers)
 

@@ -171,3 +171,68 @@ func parseStatus(r io.Reader) (Memory, error) {
 	}
 	return m, sc.Err()
 }
+
+// ProcCPU is the CPU time (user+system) pid has used so far, from
+// /proc/<pid>/stat (clock ticks of 1/100 s on Linux).
+func ProcCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read cpu time: %w", err)
+	}
+	return parseStatCPU(string(b))
+}
+
+func parseStatCPU(s string) (time.Duration, error) {
+	// The command name (field 2) may hold spaces; fields after ")" are fixed.
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("malformed /proc stat times")
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+// cpuMeter samples the CPU time of several processes over an interval.
+type cpuMeter struct {
+	names []string
+	pids  []int
+	start []time.Duration
+	t0    time.Time
+}
+
+func newCPUMeter() *cpuMeter { return &cpuMeter{} }
+
+func (m *cpuMeter) add(name string, pid int) {
+	m.names, m.pids = append(m.names, name), append(m.pids, pid)
+}
+
+func (m *cpuMeter) begin() {
+	m.t0 = time.Now()
+	m.start = make([]time.Duration, len(m.pids))
+	for i, p := range m.pids {
+		m.start[i], _ = ProcCPU(p)
+	}
+}
+
+// end returns "name 1.23 cores, ..." averaged over the interval.
+func (m *cpuMeter) end() string {
+	el := time.Since(m.t0).Seconds()
+	var parts []string
+	for i, p := range m.pids {
+		t, err := ProcCPU(p)
+		if err != nil {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.2f", m.names[i], (t-m.start[i]).Seconds()/el))
+	}
+	return "CPU cores used: " + strings.Join(parts, ", ")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -51,21 +52,33 @@ func newStamp() *atomic.Int64 {
 
 // interleave runs the baseline and Capstan loads alternately, Rounds
 // times each, so background noise hits both sides alike.
-func (e *Env) interleave(ctx context.Context, c Config, name string, base, capstan *Load, client *http.Client) (b, s []*Result, err error) {
+// cpu describes the CPU each side used in its last round.
+func (e *Env) interleave(ctx context.Context, c Config, name string, base, capstan *Load, basePID, frontPID int, client *http.Client) (b, s []*Result, cpu string, err error) {
+	var cb, cs string
 	for i := range c.Rounds {
+		m := newCPUMeter()
+		m.add("baseline", basePID)
+		m.add("generator", os.Getpid())
+		m.begin()
 		rb, err := base.Run(ctx, client)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
-		e.Log("%s round %d baseline: %s", name, i+1, rb.Summary(true))
+		cb = m.end()
+		e.Log("%s round %d baseline: %s; %s", name, i+1, rb.Summary(true), cb)
+		m = newCPUMeter()
+		m.add("front", frontPID)
+		m.add("generator", os.Getpid())
+		m.begin()
 		rs, err := capstan.Run(ctx, client)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
-		e.Log("%s round %d capstan:  %s", name, i+1, rs.Summary(true))
+		cs = m.end()
+		e.Log("%s round %d capstan:  %s; %s", name, i+1, rs.Summary(true), cs)
 		b, s = append(b, rb), append(s, rs)
 	}
-	return b, s, nil
+	return b, s, fmt.Sprintf("last round — baseline run: %s; Capstan run: %s", cb, cs), nil
 }
 
 func failures(rs []*Result) (n int64, detail string) {
@@ -101,10 +114,11 @@ func (e *Env) Updates(ctx context.Context, c Config) (*Report, error) {
 		return nil, err
 	}
 	defer bp.Stop(5 * time.Second)
-	bs, ss, err := e.interleave(ctx, c, "updates", c.load(burl, reqs, nil), c.load(front.BaseURL, reqs, nil), client)
+	bs, ss, cpu, err := e.interleave(ctx, c, "updates", c.load(burl, reqs, nil), c.load(front.BaseURL, reqs, nil), bp.Cmd.Process.Pid, front.Proc.Cmd.Process.Pid, client)
 	if err != nil {
 		return nil, err
 	}
+	rep.note("%s", cpu)
 	bm, bh := median(bs)
 	sm, sh := median(ss)
 	target := sm.RPS() >= 0.8*bm.RPS()
@@ -144,10 +158,11 @@ func (e *Env) Stats(ctx context.Context, c Config) (*Report, error) {
 	for _, per := range []int{1, 20} {
 		reqs := StatsRequests(fleet, 4000, per, c.Seed+uint64(per))
 		name := fmt.Sprintf("stats/%d", per)
-		bs, ss, err := e.interleave(ctx, c, name, c.load(burl, reqs, stamp), c.load(front.BaseURL, reqs, stamp), client)
+		bs, ss, cpu, err := e.interleave(ctx, c, name, c.load(burl, reqs, stamp), c.load(front.BaseURL, reqs, stamp), bp.Cmd.Process.Pid, front.Proc.Cmd.Process.Pid, client)
 		if err != nil {
 			return nil, err
 		}
+		rep.note("%d-event bodies, %s", per, cpu)
 		bm, bh := median(bs)
 		sm, sh := median(ss)
 		tgt, v := "", ""

@@ -162,3 +162,10 @@ func TestParseStatus(t *testing.T) {
 		t.Fatalf("got %+v, %v", m, err)
 	}
 }
+
+func TestParseStatCPU(t *testing.T) {
+	d, err := parseStatCPU("1234 (capstan serve) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 50 0 0 20 0 12 0 100 0 0")
+	if err != nil || d.Milliseconds() != 3000 {
+		t.Fatalf("got %v, %v", d, err)
+	}
+}
