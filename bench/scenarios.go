@@ -19,6 +19,7 @@ type Config struct {
 	Devices     int
 	Seed        uint64
 	// E2E
+	E2EDuration time.Duration // the sustained run
 	Rate        float64       // offered events/s (0 = as fast as accepted)
 	Drain       time.Duration // how long to wait for ClickHouse to catch up
 	MarkerEvery time.Duration
@@ -30,9 +31,9 @@ type Config struct {
 // DefaultConfig is what the documented runs use unless flags say otherwise.
 func DefaultConfig() Config {
 	return Config{
-		Workers: 32, Duration: 10 * time.Second, MaxRequests: 5_000_000, Rounds: 3,
+		Workers: 64, Duration: 10 * time.Second, MaxRequests: 5_000_000, Rounds: 3,
 		Devices: 10_000, Seed: 1,
-		Rate: 50_000, Drain: 3 * time.Minute, MarkerEvery: 100 * time.Millisecond,
+		E2EDuration: time.Minute, Rate: 50_000, Drain: 3 * time.Minute, MarkerEvery: 100 * time.Millisecond,
 		Overrides: 1_000_000, Bundles: 1_000,
 	}
 }

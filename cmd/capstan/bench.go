@@ -56,7 +56,8 @@ func runBench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench "+scenario, flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, benchUsage, "\nflags:\n"); fs.PrintDefaults() }
 	workers := intFlag(fs, "workers", "CAPSTAN_BENCH_WORKERS", d.Workers, "concurrent connections of the load generator")
-	duration := durationFlag(fs, "duration", "CAPSTAN_BENCH_DURATION", d.Duration, "length of each measured run (e2e: the sustained run; documented run uses 60s)")
+	duration := durationFlag(fs, "duration", "CAPSTAN_BENCH_DURATION", d.Duration, "length of each measured run (updates, stats, memory, e2e baseline)")
+	e2eDuration := durationFlag(fs, "e2e-duration", "CAPSTAN_BENCH_E2E_DURATION", d.E2EDuration, "e2e: length of the sustained run")
 	requests := int64Flag(fs, "requests", "CAPSTAN_BENCH_REQUESTS", d.MaxRequests, "upper bound of requests per measured run")
 	rounds := intFlag(fs, "rounds", "CAPSTAN_BENCH_ROUNDS", d.Rounds, "measured runs per side (baseline, Capstan), interleaved; the median is reported")
 	devices := intFlag(fs, "devices", "CAPSTAN_BENCH_DEVICES", d.Devices, "distinct simulated devices")
@@ -89,9 +90,9 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	c := d
 	c.Workers, c.Duration, c.MaxRequests, c.Rounds, c.Devices = *workers, *duration, *requests, *rounds, *devices
-	c.Rate, c.Drain, c.Overrides, c.Bundles = float64(*rate), *drain, *overrides, *bundles
-	if c.Workers < 1 || c.Rounds < 1 || c.Devices < 1 || c.Duration <= 0 {
-		return fmt.Errorf("--workers, --rounds, --devices and --duration must be positive")
+	c.E2EDuration, c.Rate, c.Drain, c.Overrides, c.Bundles = *e2eDuration, float64(*rate), *drain, *overrides, *bundles
+	if c.Workers < 1 || c.Rounds < 1 || c.Devices < 1 || c.Duration <= 0 || c.E2EDuration <= 0 {
+		return fmt.Errorf("--workers, --rounds, --devices, --duration and --e2e-duration must be positive")
 	}
 	return bench.Command(ctx, scenario, c, bench.Options{Bin: *bin, Dir: *dir, Keep: *keep, Out: *out, CPUProf: *cpuprof, ProfileFront: *profFront, FrontEnv: fenv})
 }
