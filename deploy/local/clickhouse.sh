@@ -67,7 +67,7 @@ stop)
   if [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null; then
     for _ in $(seq 1 100); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
     rm -f "$pidfile"; echo "clickhouse: stopped"
-  else echo "clickhouse: not running"; fi
+  else rm -f "$pidfile"; echo "clickhouse: not running"; fi
   ;;
 status)
   if answering; then echo "clickhouse: answering on 127.0.0.1:$http"; else echo "clickhouse: not answering"; exit 1; fi
