@@ -39,7 +39,7 @@ type natsEnv struct {
 	js  jetstream.JetStream
 }
 
-func startNATS(t *testing.T) *natsEnv {
+func startNATS(t testing.TB) *natsEnv {
 	t.Helper()
 	o := &server.Options{
 		ServerName: "capstan-consumer-test",
@@ -77,7 +77,7 @@ func startNATS(t *testing.T) *natsEnv {
 
 // connect opens a connection of its own, closed at the end of the test
 // (closing it earlier is how a test kills a consumer).
-func (e *natsEnv) connect(t *testing.T, user string) jetstream.JetStream {
+func (e *natsEnv) connect(t testing.TB, user string) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(e.srv.ClientURL(), nats.UserInfo(user, user), nats.MaxReconnects(-1),
 		// The "noack" user's refused acks are the point, not news.
@@ -118,7 +118,7 @@ func testEvent(app string, i int) *schema.Event {
 
 // publish stores events in the events stream the way ingest does
 // (Nats-Msg-Id = event id) and returns how many JetStream acknowledged.
-func publish(t *testing.T, js jetstream.JetStream, events []*schema.Event) int {
+func publish(t testing.TB, js jetstream.JetStream, events []*schema.Event) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -166,7 +166,7 @@ type chDB struct {
 	conn driver.Conn
 }
 
-func newCHDB(t *testing.T, srv *chtest.Server) *chDB {
+func newCHDB(t testing.TB, srv *chtest.Server) *chDB {
 	t.Helper()
 	name := chtest.DBName(t)
 	conn := srv.Conn(t, name)
@@ -183,7 +183,7 @@ type counts struct {
 	rawRows, rawDistinct, rollup uint64
 }
 
-func (d *chDB) counts(t *testing.T) counts {
+func (d *chDB) counts(t testing.TB) counts {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -198,7 +198,7 @@ func (d *chDB) counts(t *testing.T) counts {
 }
 
 // waitFor polls cond until it holds or the test timeout passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(testTimeout)
 	for !cond() {
@@ -210,7 +210,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // waitCounts waits until ClickHouse holds exactly want events, once each.
-func (d *chDB) waitCounts(t *testing.T, want int) {
+func (d *chDB) waitCounts(t testing.TB, want int) {
 	t.Helper()
 	var last counts
 	deadline := time.Now().Add(testTimeout)
@@ -251,7 +251,7 @@ func testConfig(js jetstream.JetStream, conn driver.Conn) Config {
 	}
 }
 
-func startConsumer(t *testing.T, cfg Config) *running {
+func startConsumer(t testing.TB, cfg Config) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
@@ -267,7 +267,7 @@ func startConsumer(t *testing.T, cfg Config) *running {
 }
 
 // stop cancels the consumer and waits for its drain.
-func (r *running) stop(t *testing.T) {
+func (r *running) stop(t testing.TB) {
 	t.Helper()
 	r.cancel()
 	select {
@@ -284,7 +284,7 @@ func (r *running) stop(t *testing.T) {
 // metric reads one sample from the consumer's /metrics exposition: a
 // counter or gauge by name and labels (`name{reason="bad_json"}`), or a
 // histogram's name_count / name_sum.
-func (r *running) metric(t *testing.T, series string) float64 {
+func (r *running) metric(t testing.TB, series string) float64 {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -303,7 +303,7 @@ func (r *running) metric(t *testing.T, series string) float64 {
 }
 
 // streamEmpty reports whether every event was acknowledged.
-func streamEmpty(t *testing.T, js jetstream.JetStream) bool {
+func streamEmpty(t testing.TB, js jetstream.JetStream) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -316,7 +316,7 @@ func streamEmpty(t *testing.T, js jetstream.JetStream) bool {
 
 // unreachableClickHouse is a connection pool to a loopback port nothing
 // listens on: every insert fails with "connection refused".
-func unreachableClickHouse(t *testing.T) driver.Conn {
+func unreachableClickHouse(t testing.TB) driver.Conn {
 	t.Helper()
 	srv, err := chtest.NewServer(t.TempDir()) // picks a free port, never started
 	if err != nil {
