@@ -139,6 +139,10 @@ type Consumer struct {
 	flavor schema.Flavor
 	log    *slog.Logger
 	m      *metrics
+
+	// ackConfirmed closes when the server confirmed the last batch's
+	// acks (nil when none is outstanding); owned by the inserter.
+	ackConfirmed chan struct{}
 }
 
 // New checks cfg and registers the consumer's metrics.
@@ -217,30 +221,46 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 	c.log.Info("consumer running", "batch_size", c.cfg.BatchSize, "linger", c.cfg.Linger,
 		"ack_wait", c.cfg.AckWait, "flavor", c.flavor)
-	batch := make([]*item, 0, c.cfg.BatchSize)
-	var deadline time.Time
+
+	// Two stages: this goroutine fetches and decodes the next batch while
+	// the inserter stores and acks the previous one. The hand-over is
+	// unbuffered, so at most one batch is being inserted and one filled
+	// (or, sealed, waiting for the inserter).
+	sealed := make(chan *batch)
+	inserterDone := make(chan struct{})
+	go func() {
+		defer close(inserterDone)
+		c.insertLoop(flushCtx, sealed)
+	}()
+	var held *batch // sealed but not handed over when ctx ended
+	hand := func(b *batch) {
+		select {
+		case sealed <- b:
+		case <-ctx.Done():
+			held = b
+		}
+	}
+
+	open := c.newBatch()
 	fetchFailures := 0
 	for ctx.Err() == nil {
-		if len(batch) > 0 && (len(batch) >= c.cfg.BatchSize || !time.Now().Before(deadline)) {
-			c.flush(flushCtx, batch)
-			batch = batch[:0]
+		if len(open.items) > 0 && (len(open.items) >= c.cfg.BatchSize || !time.Now().Before(open.deadline)) {
+			hand(c.seal(open))
+			open = c.newBatch()
 			continue
 		}
 		wait := c.cfg.Linger
-		if len(batch) > 0 {
-			wait = time.Until(deadline)
+		if len(open.items) > 0 {
+			wait = time.Until(open.deadline)
 		}
 		wait = max(wait, 10*time.Millisecond)
 		fctx, cancel := context.WithTimeout(ctx, wait)
-		mb, err := cons.Fetch(c.cfg.BatchSize-len(batch), jetstream.FetchContext(fctx))
+		mb, err := cons.Fetch(c.cfg.BatchSize-len(open.items), jetstream.FetchContext(fctx))
 		if err == nil {
 			for m := range mb.Messages() {
-				it := c.prepare(m)
-				if len(batch) == 0 {
-					deadline = time.Now().Add(c.cfg.Linger)
-					c.m.batchOldestMs.Store(it.ms)
+				if open.add(c.prepare(m), c.cfg.Linger) {
+					c.m.fillingOldestMs.Store(open.oldestMs())
 				}
-				batch = append(batch, it)
 			}
 			err = mb.Error()
 		}
@@ -259,11 +279,70 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		fetchFailures = 0
 	}
-	if len(batch) > 0 {
-		c.log.Info("draining", "events", len(batch))
-		c.flush(flushCtx, batch)
+	// Drain: the inserter finishes what it holds, then takes the sealed
+	// batch and the open one, all bounded by flushCtx.
+	if held != nil {
+		sealed <- held
 	}
+	if len(open.items) > 0 {
+		c.log.Info("draining", "events", len(open.items))
+		sealed <- c.seal(open)
+	}
+	close(sealed)
+	<-inserterDone
 	return nil
+}
+
+// batch is the events of one insert, from their fetch to their ack.
+type batch struct {
+	items    []*item
+	deadline time.Time // inserted by then even if not full
+	// stopKeepAlive ends the progress acks started when the batch was
+	// sealed.
+	stopKeepAlive func()
+}
+
+func (c *Consumer) newBatch() *batch {
+	return &batch{items: make([]*item, 0, c.cfg.BatchSize)}
+}
+
+// add appends it; first says it is the batch's first event.
+func (b *batch) add(it *item, linger time.Duration) (first bool) {
+	first = len(b.items) == 0
+	if first {
+		b.deadline = time.Now().Add(linger)
+	}
+	b.items = append(b.items, it)
+	return first
+}
+
+// oldestMs is the stream time of the batch's first event (0 if empty).
+func (b *batch) oldestMs() int64 {
+	if len(b.items) == 0 {
+		return 0
+	}
+	return b.items[0].ms
+}
+
+// seal closes b to new events. From here until it is acked, progress
+// acks keep it from being redelivered however long the inserter takes
+// to get to it and to store it.
+func (c *Consumer) seal(b *batch) *batch {
+	c.m.fillingOldestMs.Store(0)
+	b.stopKeepAlive = c.keepAlive(b.items)
+	return b
+}
+
+// insertLoop stores and acks sealed batches in order until the channel
+// closes, then waits for the last acks to be confirmed.
+func (c *Consumer) insertLoop(ctx context.Context, sealed <-chan *batch) {
+	defer c.waitAckConfirmed()
+	for b := range sealed {
+		c.m.flushingOldestMs.Store(b.oldestMs())
+		c.flush(ctx, b.items)
+		b.stopKeepAlive()
+		c.m.flushingOldestMs.Store(0)
+	}
 }
 
 // bind creates or updates the shared durable pull consumer.
@@ -299,14 +378,11 @@ func (c *Consumer) prepare(m jetstream.Msg) *item {
 	return it
 }
 
-// flush inserts a batch and acks it. On return every message is acked,
+// flush inserts a batch and acks it. On return every message is acked
+// (the confirmation of the last ack may still be on its way: see ack),
 // terminated after dead-lettering, or (ctx ended first) left for
 // JetStream to redeliver: never acked without being stored.
 func (c *Consumer) flush(ctx context.Context, batch []*item) {
-	defer c.m.batchOldestMs.Store(0)
-	stop := c.keepAlive(batch)
-	defer stop()
-
 	rows := make([]*item, 0, len(batch))
 	var dead, dups []*item
 	first := make(map[string]*item, len(batch))
@@ -366,25 +442,42 @@ func (c *Consumer) flush(ctx context.Context, batch []*item) {
 }
 
 // ack acknowledges inserted messages: fire-and-forget acks, then a
-// confirmed ack for the last one so they have all reached the server
-// before the next batch. A lost ack only means a redelivery, which the
-// next flush filters out against ClickHouse.
+// confirmed ack for the last one. The confirmation is awaited in the
+// background, next to the following insert, and before the next batch's
+// acks, so unconfirmed acks never exceed one batch. A lost ack only means
+// a redelivery, which the next flush filters out against ClickHouse.
 func (c *Consumer) ack(ctx context.Context, items []*item) {
 	if len(items) == 0 {
 		return
 	}
+	c.waitAckConfirmed()
 	last := len(items) - 1
 	for _, it := range items[:last] {
 		if err := it.msg.Ack(); err != nil {
 			c.log.Warn("ack", "seq", it.seq, "err", err)
 		}
 	}
-	// Waiting longer than AckWait is pointless: the message is
-	// redelivered by then anyway.
-	actx, cancel := context.WithTimeout(ctx, min(5*time.Second, c.cfg.AckWait))
-	defer cancel()
-	if err := items[last].msg.DoubleAck(actx); err != nil {
-		c.log.Warn("confirmed ack", "seq", items[last].seq, "err", err)
+	msg, seq := items[last].msg, items[last].seq
+	done := make(chan struct{})
+	c.ackConfirmed = done
+	go func() {
+		defer close(done)
+		// Waiting longer than AckWait is pointless: the message is
+		// redelivered by then anyway.
+		actx, cancel := context.WithTimeout(ctx, min(5*time.Second, c.cfg.AckWait))
+		defer cancel()
+		if err := msg.DoubleAck(actx); err != nil {
+			c.log.Warn("confirmed ack", "seq", seq, "err", err)
+		}
+	}()
+}
+
+// waitAckConfirmed waits for the confirmation of the previous batch's
+// acks, if any is outstanding. Only the inserter calls it.
+func (c *Consumer) waitAckConfirmed() {
+	if c.ackConfirmed != nil {
+		<-c.ackConfirmed
+		c.ackConfirmed = nil
 	}
 }
 

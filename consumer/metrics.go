@@ -20,10 +20,11 @@ type metrics struct {
 	lastInsert     prometheus.Gauge
 
 	// Lag sources, epoch milliseconds of the oldest unprocessed message
-	// (0 = none): the batch this replica holds, and the stream position
-	// seen by the last consumer-info poll.
-	batchOldestMs  atomic.Int64
-	streamOldestMs atomic.Int64
+	// (0 = none): the batch being filled, the batch being inserted, and
+	// the stream position seen by the last consumer-info poll.
+	fillingOldestMs  atomic.Int64
+	flushingOldestMs atomic.Int64
+	streamOldestMs   atomic.Int64
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -103,7 +104,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 }
 
 func (m *metrics) lagSeconds(now time.Time) float64 {
-	return lagSeconds(now, m.batchOldestMs.Load(), m.streamOldestMs.Load())
+	return lagSeconds(now, m.fillingOldestMs.Load(), m.flushingOldestMs.Load(), m.streamOldestMs.Load())
 }
 
 // lagSeconds is the age of the oldest of the given message times
