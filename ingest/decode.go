@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/capstan-io/capstan/internal/jsonwire"
 	"github.com/capstan-io/capstan/schema"
 )
 
@@ -62,7 +63,7 @@ func (d *decoder) reset() {
 // valid array only fails its own item.
 func (d *decoder) decode(body []byte, maxEvents int) (array bool, items []item, berr *bodyError) {
 	d.reset()
-	start := skipSpace(body, 0)
+	start := jsonwire.SkipSpace(body, 0)
 	if start == len(body) {
 		return false, nil, errEmptyBody
 	}
@@ -122,7 +123,7 @@ func (d *decoder) decodeArray(body []byte, maxEvents int) *bodyError {
 		return invalidJSON(err)
 	}
 	// Nothing may follow the array: a second value means a broken body.
-	if skipSpace(body, int(dec.InputOffset())) != len(body) {
+	if jsonwire.SkipSpace(body, int(dec.InputOffset())) != len(body) {
 		return invalidJSON(errors.New("data after the top-level array"))
 	}
 	return nil
@@ -150,6 +151,9 @@ func typeError(err error) *eventError {
 	if errors.As(err, &ee) {
 		return ee
 	}
+	if errors.Is(err, jsonwire.ErrBadBool) {
+		return errBadBool
+	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		if te.Field == "" {
@@ -170,18 +174,6 @@ func jsonKind(goKind string) string {
 		return "boolean"
 	}
 	return "value of another type"
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\r', '\n':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
 }
 
 func skipSpaceComma(b []byte, i int) int {

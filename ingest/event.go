@@ -5,11 +5,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/capstan-io/capstan/internal/jsonwire"
 	"github.com/capstan-io/capstan/schema"
 )
 
@@ -92,47 +92,14 @@ type wireEvent struct {
 	DefaultChannel string            `json:"defaultChannel"`
 	InstallSource  string            `json:"install_source"`
 	KeyID          string            `json:"key_id"`
-	IsEmulator     optBool           `json:"is_emulator"`
-	IsProd         optBool           `json:"is_prod"`
+	IsEmulator     jsonwire.OptBool  `json:"is_emulator"`
+	IsProd         jsonwire.OptBool  `json:"is_prod"`
 	Metadata       map[string]string `json:"metadata"`
 	Timestamp      optInt            `json:"timestamp"`
 }
 
-// optBool is a JSON boolean that may be missing or null; it also accepts
-// "true"/"false" strings and 0/1, since some clients stringify everything.
-type optBool uint8
-
-const (
-	boolUnset optBool = iota
-	boolFalse
-	boolTrue
-)
-
+// errBadBool is what an is_emulator or is_prod that is no boolean fails with.
 var errBadBool = evErr(CodeInvalidEvent, "is_emulator and is_prod must be booleans")
-
-func (b *optBool) UnmarshalJSON(data []byte) error {
-	switch string(data) {
-	case "true", `"true"`, "1", `"1"`:
-		*b = boolTrue
-	case "false", `"false"`, "0", `"0"`:
-		*b = boolFalse
-	case "null", `""`:
-		*b = boolUnset
-	default:
-		return errBadBool
-	}
-	return nil
-}
-
-func (b optBool) or(def bool) bool {
-	switch b {
-	case boolTrue:
-		return true
-	case boolFalse:
-		return false
-	}
-	return def
-}
 
 // flexString is a string field some platforms may send as a number
 // (version_build 5, version_code 1234): numbers are kept as their text.
@@ -286,8 +253,8 @@ func normalize(w *wireEvent) (schema.Event, *eventError) {
 		Channel:        w.DefaultChannel,
 		InstallSource:  w.InstallSource,
 		KeyID:          w.KeyID,
-		IsEmulator:     w.IsEmulator.or(false),
-		IsProd:         w.IsProd.or(true),
+		IsEmulator:     w.IsEmulator.Or(false),
+		IsProd:         w.IsProd.Or(true),
 		Metadata:       w.Metadata,
 	}
 	if w.Timestamp.Set && w.Timestamp.V > 0 && w.Timestamp.V < maxClientMs {
@@ -419,11 +386,7 @@ func (h *hasher) appendCanonical(b []byte, w *wireEvent, ev *schema.Event) []byt
 	}
 	b = binary.AppendUvarint(b, uint64(len(w.Metadata)))
 	if len(w.Metadata) > 0 {
-		h.keys = h.keys[:0]
-		for k := range w.Metadata {
-			h.keys = append(h.keys, k)
-		}
-		slices.Sort(h.keys)
+		h.keys = jsonwire.SortedKeys(h.keys[:0], w.Metadata)
 		for _, k := range h.keys {
 			b = appendStr(b, k)
 			b = appendStr(b, w.Metadata[k])

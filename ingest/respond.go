@@ -2,10 +2,9 @@ package ingest
 
 import (
 	"net/http"
-	"slices"
 	"strconv"
-	"unicode/utf8"
 
+	"github.com/capstan-io/capstan/internal/jsonwire"
 	"github.com/capstan-io/capstan/schema"
 )
 
@@ -20,13 +19,7 @@ func writeBody(w http.ResponseWriter, status int, body []byte) int {
 
 // writeError writes {"error":code,"message":msg}.
 func writeError(w http.ResponseWriter, status int, code, msg string) int {
-	b := make([]byte, 0, 32+len(code)+len(msg))
-	b = append(b, `{"error":`...)
-	b = appendJSONString(b, code)
-	b = append(b, `,"message":`...)
-	b = appendJSONString(b, msg)
-	b = append(b, '}')
-	return writeBody(w, status, b)
+	return writeBody(w, status, jsonwire.ErrorBody(code, msg))
 }
 
 // appendResults writes the answer to an array body: one result per event,
@@ -41,9 +34,9 @@ func appendResults(b []byte, items []item) []byte {
 		b = strconv.AppendInt(b, int64(i), 10)
 		if e := items[i].err; e != nil {
 			b = append(b, `,"status":"error","error":`...)
-			b = appendJSONString(b, e.Code)
+			b = jsonwire.AppendString(b, e.Code)
 			b = append(b, `,"message":`...)
-			b = appendJSONString(b, e.Message)
+			b = jsonwire.AppendString(b, e.Message)
 			b = append(b, '}')
 		} else {
 			b = append(b, `,"status":"ok"}`...)
@@ -52,42 +45,12 @@ func appendResults(b []byte, items []item) []byte {
 	return append(b, "]}"...)
 }
 
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, "\ufffd"...)
-		} else {
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
-}
-
 // appendEvent appends ev as JSON exactly as encoding/json would marshal
 // schema.Event (same keys, omitempty rules and sorted metadata keys),
 // without reflection; TestAppendEventMatchesSchema keeps the two in step.
 func appendEvent(b []byte, ev *schema.Event, keys []string) ([]byte, []string) {
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, ev.ID)
+	b = jsonwire.AppendString(b, ev.ID)
 	b = append(b, `,"received_ms":`...)
 	b = strconv.AppendInt(b, ev.ReceivedMs, 10)
 	if ev.ClientMs != 0 {
@@ -114,21 +77,8 @@ func appendEvent(b []byte, ev *schema.Event, keys []string) ([]byte, []string) {
 	b = append(b, `,"is_prod":`...)
 	b = strconv.AppendBool(b, ev.IsProd)
 	if len(ev.Metadata) > 0 {
-		keys = keys[:0]
-		for k := range ev.Metadata {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b = append(b, `,"metadata":{`...)
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			b = appendJSONString(b, ev.Metadata[k])
-		}
-		b = append(b, '}')
+		b = append(b, `,"metadata":`...)
+		b, keys = jsonwire.AppendStringMap(b, ev.Metadata, keys)
 	}
 	return append(b, '}'), keys
 }
@@ -138,5 +88,5 @@ func appendField(b []byte, key, v string, omitEmpty bool) []byte {
 		return b
 	}
 	b = append(b, key...)
-	return appendJSONString(b, v)
+	return jsonwire.AppendString(b, v)
 }

@@ -4,11 +4,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/capstan-io/capstan/internal/jsonwire"
 	"github.com/capstan-io/capstan/update/release"
 )
 
@@ -226,9 +225,9 @@ func platformFailure(platform string) *failure {
 func majorAnswer(channel, target, old string) Answer {
 	b := make([]byte, 0, 160+len(target)+len(old))
 	b = append(b, `{"error":"disable_auto_update_to_major","message":"Cannot upgrade major version","kind":"blocked","major":true,"version":`...)
-	b = appendJSONString(b, target)
+	b = jsonwire.AppendString(b, target)
 	b = append(b, `,"old":`...)
-	b = appendJSONString(b, old)
+	b = jsonwire.AppendString(b, old)
 	b = append(b, '}')
 	return Answer{Status: http.StatusOK, Body: b, Result: CodeToMajor, Channel: channel, Version: target, res: resToMajor}
 }
@@ -247,23 +246,23 @@ func successBody(b *release.Bundle, publicURL string) []byte {
 	}
 	out := make([]byte, 0, n)
 	out = append(out, `{"version":`...)
-	out = appendJSONString(out, b.Version)
+	out = jsonwire.AppendString(out, b.Version)
 	out = append(out, `,"url":"`...)
 	if b.ExternalURL != "" {
-		out = appendJSONChars(out, b.ExternalURL)
+		out = jsonwire.AppendChars(out, b.ExternalURL)
 	} else {
-		out = appendJSONChars(out, publicURL)
+		out = jsonwire.AppendChars(out, publicURL)
 		out = append(out, "/bundles/"...)
-		out = appendJSONChars(out, url.PathEscape(b.AppID))
+		out = jsonwire.AppendChars(out, url.PathEscape(b.AppID))
 		out = append(out, '/')
-		out = appendJSONChars(out, url.PathEscape(b.Version))
+		out = jsonwire.AppendChars(out, url.PathEscape(b.Version))
 		out = append(out, ".zip"...)
 	}
 	out = append(out, '"')
 	out = append(out, `,"session_key":`...)
-	out = appendJSONString(out, b.SessionKey)
+	out = jsonwire.AppendString(out, b.SessionKey)
 	out = append(out, `,"checksum":`...)
-	out = appendJSONString(out, b.Checksum)
+	out = jsonwire.AppendString(out, b.Checksum)
 	if len(b.Manifest) > 0 {
 		out = append(out, `,"manifest":[`...)
 		for i := range b.Manifest {
@@ -272,112 +271,31 @@ func successBody(b *release.Bundle, publicURL string) []byte {
 				out = append(out, ',')
 			}
 			out = append(out, `{"file_name":`...)
-			out = appendJSONString(out, m.FileName)
+			out = jsonwire.AppendString(out, m.FileName)
 			out = append(out, `,"file_hash":`...)
-			out = appendJSONString(out, m.FileHash)
+			out = jsonwire.AppendString(out, m.FileHash)
 			out = append(out, `,"download_url":`...)
-			out = appendJSONString(out, m.DownloadURL)
+			out = jsonwire.AppendString(out, m.DownloadURL)
 			out = append(out, '}')
 		}
 		out = append(out, ']')
 	}
 	if b.Link != "" {
 		out = append(out, `,"link":`...)
-		out = appendJSONString(out, b.Link)
+		out = jsonwire.AppendString(out, b.Link)
 	}
 	if b.Comment != "" {
 		out = append(out, `,"comment":`...)
-		out = appendJSONString(out, b.Comment)
+		out = jsonwire.AppendString(out, b.Comment)
 	}
 	if b.Breaking {
 		out = append(out, `,"breaking":true`...)
 	}
 	if len(b.Data) > 0 {
-		keys := make([]string, 0, len(b.Data))
-		for k := range b.Data {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		out = append(out, `,"data":{`...)
-		for i, k := range keys {
-			if i > 0 {
-				out = append(out, ',')
-			}
-			out = appendJSONString(out, k)
-			out = append(out, ':')
-			out = appendJSONString(out, b.Data[k])
-		}
-		out = append(out, '}')
+		out = append(out, `,"data":`...)
+		out, _ = jsonwire.AppendStringMap(out, b.Data, make([]string, 0, len(b.Data)))
 	}
 	return append(out, '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string, escaping like encoding/json
-// except that <, > and & stay literal. Invalid UTF-8 becomes U+FFFD.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	dst = appendJSONChars(dst, s)
-	return append(dst, '"')
-}
-
-// appendJSONChars appends the escaped contents of a JSON string, unquoted.
-func appendJSONChars(dst []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		// U+2028 and U+2029 break JavaScript string literals.
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(dst, s[start:]...)
-}
-
-// errorBody renders {"error":code,"message":msg} for non-update answers.
-func errorBody(code, msg string) []byte {
-	b := make([]byte, 0, 32+len(code)+len(msg))
-	b = append(b, `{"error":`...)
-	b = appendJSONString(b, code)
-	b = append(b, `,"message":`...)
-	b = appendJSONString(b, msg)
-	return append(b, '}')
 }
 
 // itoa avoids fmt on small paths.

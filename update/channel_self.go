@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/capstan-io/capstan/internal/jsonwire"
 	"github.com/capstan-io/capstan/update/release"
 )
 
@@ -39,7 +40,7 @@ type ChannelReply struct {
 }
 
 func channelError(code, msg string) ChannelReply {
-	return ChannelReply{Status: http.StatusOK, Body: errorBody(code, msg), Code: code}
+	return ChannelReply{Status: http.StatusOK, Body: jsonwire.ErrorBody(code, msg), Code: code}
 }
 
 func appNotFound(app string) ChannelReply {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/capstan-io/capstan/internal/jsonwire"
 	"github.com/capstan-io/capstan/update/release"
 )
 
@@ -88,7 +89,7 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 
 func writeMethodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
 	w.Header().Set("Allow", allow)
-	writeJSON(w, http.StatusMethodNotAllowed, errorBody(CodeMethodNotAllowed, "method "+r.Method+" is not allowed here; use "+allow))
+	writeJSON(w, http.StatusMethodNotAllowed, jsonwire.ErrorBody(CodeMethodNotAllowed, "method "+r.Method+" is not allowed here; use "+allow))
 }
 
 // ServeUpdates answers the update check: POST with a JSON body, or the

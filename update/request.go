@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/capstan-io/capstan/internal/jsonwire"
 )
 
 // Request is the device info object (PROTOCOL.md §1) of an update or
@@ -43,7 +45,7 @@ type RequestError struct {
 func (e *RequestError) Error() string { return e.Code + ": " + e.Message }
 
 // Body is the JSON error body {"error":...,"message":...}.
-func (e *RequestError) Body() []byte { return errorBody(e.Code, e.Message) }
+func (e *RequestError) Body() []byte { return jsonwire.ErrorBody(e.Code, e.Message) }
 
 func badRequest(res result, msg string) *RequestError {
 	return &RequestError{Status: http.StatusBadRequest, Code: resultCodes[res], Message: msg, res: res}
@@ -56,59 +58,23 @@ var (
 	errEmptyBody       = badRequest(resInvalidJSON, "body is empty; send the device info object as JSON")
 )
 
-// wireRequest mirrors the JSON body; optBool keeps "missing" apart from false.
+// wireRequest mirrors the JSON body; OptBool keeps "missing" apart from false.
 type wireRequest struct {
-	Platform       string  `json:"platform"`
-	DeviceID       string  `json:"device_id"`
-	AppID          string  `json:"app_id"`
-	CustomID       string  `json:"custom_id"`
-	VersionBuild   string  `json:"version_build"`
-	VersionCode    string  `json:"version_code"`
-	VersionOS      string  `json:"version_os"`
-	VersionName    string  `json:"version_name"`
-	PluginVersion  string  `json:"plugin_version"`
-	InstallSource  string  `json:"install_source"`
-	DefaultChannel string  `json:"defaultChannel"`
-	KeyID          string  `json:"key_id"`
-	Channel        string  `json:"channel"`
-	IsEmulator     optBool `json:"is_emulator"`
-	IsProd         optBool `json:"is_prod"`
-}
-
-// optBool is a JSON boolean that may be missing or null; it also accepts
-// "true"/"false" strings and 0/1 since some clients stringify everything.
-type optBool uint8
-
-const (
-	boolUnset optBool = iota
-	boolFalse
-	boolTrue
-)
-
-var errBadBool = errors.New("not a boolean")
-
-func (b *optBool) UnmarshalJSON(data []byte) error {
-	switch string(data) {
-	case "true", `"true"`, "1", `"1"`:
-		*b = boolTrue
-	case "false", `"false"`, "0", `"0"`:
-		*b = boolFalse
-	case "null", `""`, "":
-		*b = boolUnset
-	default:
-		return errBadBool
-	}
-	return nil
-}
-
-func (b optBool) or(def bool) bool {
-	switch b {
-	case boolTrue:
-		return true
-	case boolFalse:
-		return false
-	}
-	return def
+	Platform       string           `json:"platform"`
+	DeviceID       string           `json:"device_id"`
+	AppID          string           `json:"app_id"`
+	CustomID       string           `json:"custom_id"`
+	VersionBuild   string           `json:"version_build"`
+	VersionCode    string           `json:"version_code"`
+	VersionOS      string           `json:"version_os"`
+	VersionName    string           `json:"version_name"`
+	PluginVersion  string           `json:"plugin_version"`
+	InstallSource  string           `json:"install_source"`
+	DefaultChannel string           `json:"defaultChannel"`
+	KeyID          string           `json:"key_id"`
+	Channel        string           `json:"channel"`
+	IsEmulator     jsonwire.OptBool `json:"is_emulator"`
+	IsProd         jsonwire.OptBool `json:"is_prod"`
 }
 
 func (w *wireRequest) request() Request {
@@ -126,8 +92,8 @@ func (w *wireRequest) request() Request {
 		DefaultChannel: w.DefaultChannel,
 		KeyID:          w.KeyID,
 		Channel:        w.Channel,
-		IsEmulator:     w.IsEmulator.or(false),
-		IsProd:         w.IsProd.or(true),
+		IsEmulator:     w.IsEmulator.Or(false),
+		IsProd:         w.IsProd.Or(true),
 	}
 }
 
@@ -146,7 +112,7 @@ func DecodeJSON(body []byte) (Request, *RequestError) {
 	w = wireRequest{}
 	if err := json.Unmarshal(body, &w); err != nil {
 		var te *json.UnmarshalTypeError
-		if !errors.As(err, &te) && !errors.Is(err, errBadBool) {
+		if !errors.As(err, &te) && !errors.Is(err, jsonwire.ErrBadBool) {
 			return Request{}, badRequest(resInvalidJSON, "body is not valid JSON: "+err.Error())
 		}
 		// Valid JSON of unexpected types: the lenient slow path.
@@ -202,7 +168,7 @@ func decodeLenient(body []byte, w *wireRequest) *RequestError {
 		}
 		for _, f := range []struct {
 			name string
-			dst  *optBool
+			dst  *jsonwire.OptBool
 		}{{"is_emulator", &w.IsEmulator}, {"is_prod", &w.IsProd}} {
 			if !strings.EqualFold(k, f.name) {
 				continue
@@ -313,5 +279,5 @@ func quoteShort(s string) string {
 	if len(s) > 64 {
 		s = s[:64] + "…"
 	}
-	return string(appendJSONString(nil, s))
+	return string(jsonwire.AppendString(nil, s))
 }

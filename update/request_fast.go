@@ -1,5 +1,7 @@
 package update
 
+import "github.com/capstan-io/capstan/internal/jsonwire"
+
 // fastDecode handles the body every plugin sends — one flat object of
 // plain ASCII strings and booleans — without reflection. Anything else
 // (escapes, non-ASCII, nesting, numbers in string fields, keys that only
@@ -7,13 +9,13 @@ package update
 // back to encoding/json, so the result is always what encoding/json would
 // produce; FuzzFastDecode checks exactly that.
 func fastDecode(data []byte, w *wireRequest) bool {
-	i := skipWS(data, 0)
+	i := jsonwire.SkipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return false
 	}
-	i = skipWS(data, i+1)
+	i = jsonwire.SkipSpace(data, i+1)
 	if i < len(data) && data[i] == '}' {
-		return skipWS(data, i+1) == len(data)
+		return jsonwire.SkipSpace(data, i+1) == len(data)
 	}
 	for {
 		// key
@@ -25,11 +27,11 @@ func fastDecode(data []byte, w *wireRequest) bool {
 			return false
 		}
 		key := data[ks:ke]
-		i = skipWS(data, ke+1)
+		i = jsonwire.SkipSpace(data, ke+1)
 		if i >= len(data) || data[i] != ':' {
 			return false
 		}
-		i = skipWS(data, i+1)
+		i = jsonwire.SkipSpace(data, i+1)
 		if i >= len(data) {
 			return false
 		}
@@ -72,15 +74,15 @@ func fastDecode(data []byte, w *wireRequest) bool {
 		if !fastField(w, key, data, vs, ve, isString) {
 			return false
 		}
-		i = skipWS(data, i)
+		i = jsonwire.SkipSpace(data, i)
 		if i >= len(data) {
 			return false
 		}
 		switch data[i] {
 		case ',':
-			i = skipWS(data, i+1)
+			i = jsonwire.SkipSpace(data, i+1)
 		case '}':
-			return skipWS(data, i+1) == len(data)
+			return jsonwire.SkipSpace(data, i+1) == len(data)
 		default:
 			return false
 		}
@@ -204,16 +206,4 @@ func scanPlainString(data []byte, i int) (start, end int, ok bool) {
 		}
 	}
 	return 0, 0, false
-}
-
-func skipWS(data []byte, i int) int {
-	for i < len(data) {
-		switch data[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
 }

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"unicode/utf8"
 )
 
 func TestDecodeJSON(t *testing.T) {
@@ -151,45 +150,4 @@ func TestDecodeQuery(t *testing.T) {
 	if _, err := DecodeQuery(url.Values{}); err == nil || err.Code != CodeMissingAppID {
 		t.Fatalf("missing app: %v", err)
 	}
-}
-
-// appendJSONString must agree with encoding/json on what the string is.
-func TestAppendJSONString(t *testing.T) {
-	for _, s := range []string{"", "plain", `quo"te`, `back\slash`, "ctl\x00\x01\x1f\x7f", "tab\tnl\nret\r", "<html>&amp;",
-		"héllo wörld ✓ 😀", "\u2028\u2029", "bad\xff\xfeutf8", "\xed\xa0\x80", strings.Repeat("ab\"", 50)} {
-		enc := appendJSONString(nil, s)
-		var back string
-		if err := json.Unmarshal(enc, &back); err != nil {
-			t.Fatalf("%q encoded as invalid JSON %s: %v", s, enc, err)
-		}
-		want := s
-		if !utf8.ValidString(s) {
-			want = strings.ToValidUTF8(s, "\ufffd")
-			// encoding/json replaces each invalid byte, ToValidUTF8 each run.
-			var viaJSON string
-			b, _ := json.Marshal(s)
-			_ = json.Unmarshal(b, &viaJSON)
-			want = viaJSON
-		}
-		if back != want {
-			t.Errorf("%q round-tripped to %q, want %q", s, back, want)
-		}
-	}
-}
-
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "a\"b", "\xff", "\u2028", "\x00"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		var back, want string
-		if err := json.Unmarshal(appendJSONString(nil, s), &back); err != nil {
-			t.Fatalf("invalid JSON for %q: %v", s, err)
-		}
-		b, _ := json.Marshal(s)
-		_ = json.Unmarshal(b, &want)
-		if back != want {
-			t.Fatalf("%q → %q, encoding/json gives %q", s, back, want)
-		}
-	})
 }
