@@ -51,10 +51,8 @@ func appNotFound(app string) ChannelReply {
 // when it exists and allows self-assignment. Asking for the default public
 // channel answers "unset": true so the device forgets its choice.
 func SetChannel(snap *release.Snapshot, req *Request) ChannelReply {
-	if snap == nil {
-		snap = emptySnapshot
-	}
-	if _, ok := snap.App(req.AppID); !ok {
+	snap, ok := knownApp(snap, req.AppID)
+	if !ok {
 		return appNotFound(req.AppID)
 	}
 	if req.Channel == "" {
@@ -84,10 +82,8 @@ func SetChannel(snap *release.Snapshot, req *Request) ChannelReply {
 // "default" when it is the app's public channel; allowSet is false when an
 // operator's pin makes a device choice pointless.
 func GetChannel(snap *release.Snapshot, req *Request) ChannelReply {
-	if snap == nil {
-		snap = emptySnapshot
-	}
-	if _, ok := snap.App(req.AppID); !ok {
+	snap, ok := knownApp(snap, req.AppID)
+	if !ok {
 		return appNotFound(req.AppID)
 	}
 	ch, viaOverride := resolve(snap, req.AppID, req.DeviceID, req.Platform, req.DefaultChannel)
@@ -106,10 +102,8 @@ func GetChannel(snap *release.Snapshot, req *Request) ChannelReply {
 // choose (self-assignable ones plus its default public channel), filtered
 // by platform, prod/dev and emulator/device. Always a JSON array.
 func ListChannels(snap *release.Snapshot, req *Request) ChannelReply {
-	if snap == nil {
-		snap = emptySnapshot
-	}
-	if _, ok := snap.App(req.AppID); !ok {
+	snap, ok := knownApp(snap, req.AppID)
+	if !ok {
 		return appNotFound(req.AppID)
 	}
 	def := defaultPublic(snap, req.AppID, req.Platform)
@@ -136,10 +130,7 @@ func ListChannels(snap *release.Snapshot, req *Request) ChannelReply {
 // UnsetChannel decides an unsetChannel call: nothing is stored server-side,
 // so it only checks the app exists.
 func UnsetChannel(snap *release.Snapshot, req *Request) ChannelReply {
-	if snap == nil {
-		snap = emptySnapshot
-	}
-	if _, ok := snap.App(req.AppID); !ok {
+	if _, ok := knownApp(snap, req.AppID); !ok {
 		return appNotFound(req.AppID)
 	}
 	return ChannelReply{Status: http.StatusOK, Body: okBody}

@@ -18,6 +18,15 @@ type Options struct {
 
 var emptySnapshot = release.Empty()
 
+// knownApp returns snap (an empty one when nil) and whether it holds app.
+func knownApp(snap *release.Snapshot, app string) (*release.Snapshot, bool) {
+	if snap == nil {
+		snap = emptySnapshot
+	}
+	_, ok := snap.App(app)
+	return snap, ok
+}
+
 // Decide answers one update check (PROTOCOL.md §2) from a release snapshot.
 // It is pure: same inputs, same answer; no I/O, no clock, no randomness.
 func Decide(req *Request, snap *release.Snapshot, opts Options) Answer {
@@ -188,10 +197,8 @@ func BundleURL(publicURL string, b *release.Bundle) string {
 // device is still attributed to it. ch is nil with code no_channel or
 // app_not_found when there is nothing to attribute.
 func ResolveChannel(snap *release.Snapshot, appID, deviceID, platform, defaultChannel string) (*release.Channel, string) {
-	if snap == nil {
-		snap = emptySnapshot
-	}
-	if _, ok := snap.App(appID); !ok {
+	snap, ok := knownApp(snap, appID)
+	if !ok {
 		return nil, CodeAppNotFound
 	}
 	platform = strings.ToLower(platform)

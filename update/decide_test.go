@@ -462,6 +462,16 @@ func TestDecideNilSnapshotAndPurity(t *testing.T) {
 	if a := Decide(&req, nil, Options{}); a.Result != CodeAppNotFound {
 		t.Fatalf("nil snapshot: %s", a.Result)
 	}
+	if ch, code := ResolveChannel(nil, req.AppID, req.DeviceID, req.Platform, ""); ch != nil || code != CodeAppNotFound {
+		t.Fatalf("nil snapshot: ResolveChannel gives %v, %s", ch, code)
+	}
+	for name, call := range map[string]func(*release.Snapshot, *Request) ChannelReply{
+		"set": SetChannel, "get": GetChannel, "list": ListChannels, "unset": UnsetChannel,
+	} {
+		if rep := call(nil, &req); rep.Code != CodeAppNotFound {
+			t.Fatalf("nil snapshot: %s channel gives %q", name, rep.Code)
+		}
+	}
 	snap := fixture([]release.Channel{baseChannel()}, nil)
 	before := req
 	a1 := Decide(&req, snap, Options{PublicURL: testPublic})
