@@ -247,6 +247,13 @@ func (e *Env) E2E(ctx context.Context, c Config) (*Report, error) {
 	loadEnd := time.Now()
 	e.Log("e2e load: %s; %s", res.Summary(true), cpu)
 	rep.note("during the load, %s (of %d)", cpu, runtime.NumCPU())
+	perEv := func(d time.Duration) string {
+		if res.Events == 0 {
+			return "–"
+		}
+		return fmtDur(d / time.Duration(res.Events))
+	}
+	cpuPerEvent := fmt.Sprintf("front+consumer %s, ClickHouse %s, generator %s", perEv(meter.used[0]), perEv(meter.used[1]), perEv(meter.used[2]))
 	ackedMarkers, _ := mk.counts()
 	accepted := res.Events + int64(ackedMarkers)
 
@@ -291,6 +298,7 @@ func (e *Env) E2E(ctx context.Context, c Config) (*Report, error) {
 	}
 	lagOK := lag.Count() > 0 && lag.Quantile(.99) <= 3*time.Second && missing == 0
 	rep.add(Row{"end to end", "lag acknowledged → queryable p50 / p99 / max", fmt.Sprintf("%s / %s / %s", fmtDur(lag.Quantile(.5)), fmtDur(lag.Quantile(.99)), fmtDur(lag.Max())), "", "", "p99 ≤ 3 s", verdict(lagOK)})
+	rep.add(Row{"end to end", "CPU per event during the load", cpuPerEvent, "", "", "", ""})
 	rep.add(Row{"end to end", "events accepted / distinct event_id in ClickHouse / rollup uniqExactMerge", fmt.Sprintf("%s / %s / %s", thousands(accepted), thousands(stored), thousands(rolled)), "", "", "zero loss", verdict(lost <= 0 && rolled == stored)})
 	rep.note("%d lag markers (one 1-event request every %s, polled every %s; lag resolution ≈ the poll interval), %d never arrived, %d marker requests failed", lag.Count()+uint64(missing), c.MarkerEvery, c.MarkerEvery, missing, mk.fails)
 	rep.note("raw rows %s (duplicates before ReplacingMergeTree merges: %s); request latency %s (p50/p90/p99/max)", thousands(after.rows-before.rows), thousands((after.rows-before.rows)-stored), latencies(res))

@@ -283,6 +283,8 @@ func (r *Result) SortedAnswers() []string {
 
 func fmtDur(d time.Duration) string {
 	switch {
+	case d < 10*time.Microsecond:
+		return fmt.Sprintf("%.2fµs", float64(d)/1e3)
 	case d < time.Millisecond:
 		return fmt.Sprintf("%dµs", d.Microseconds())
 	case d < time.Second:

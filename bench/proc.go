@@ -207,6 +207,8 @@ type cpuMeter struct {
 	pids  []int
 	start []time.Duration
 	t0    time.Time
+	// used is the CPU time of each process over the last begin..end.
+	used []time.Duration
 }
 
 func newCPUMeter() *cpuMeter { return &cpuMeter{} }
@@ -227,12 +229,14 @@ func (m *cpuMeter) begin() {
 func (m *cpuMeter) end() string {
 	el := time.Since(m.t0).Seconds()
 	var parts []string
+	m.used = make([]time.Duration, len(m.pids))
 	for i, p := range m.pids {
 		t, err := ProcCPU(p)
 		if err != nil {
 			continue
 		}
-		parts = append(parts, fmt.Sprintf("%s %.2f", m.names[i], (t-m.start[i]).Seconds()/el))
+		m.used[i] = t - m.start[i]
+		parts = append(parts, fmt.Sprintf("%s %.2f", m.names[i], m.used[i].Seconds()/el))
 	}
 	return "CPU cores used: " + strings.Join(parts, ", ")
 }

@@ -53,8 +53,28 @@ func newStamp() *atomic.Int64 {
 
 // interleave runs the baseline and Capstan loads alternately, Rounds
 // times each, so background noise hits both sides alike.
-// cpu describes the CPU each side used in its last round.
-func (e *Env) interleave(ctx context.Context, c Config, name string, base, capstan *Load, basePID, frontPID int, client *http.Client) (b, s []*Result, cpu string, err error) {
+// sideCPU is the server CPU a side used over all its rounds.
+type sideCPU struct {
+	base, capstan       time.Duration
+	baseEvs, capstanEvs int64
+	last                string
+}
+
+// perEvent is server CPU per accepted event (or per check) for each side.
+func (c sideCPU) perEvent() (capstan, base time.Duration) {
+	if c.capstanEvs > 0 {
+		capstan = c.capstan / time.Duration(c.capstanEvs)
+	}
+	if c.baseEvs > 0 {
+		base = c.base / time.Duration(c.baseEvs)
+	}
+	return capstan, base
+}
+
+// interleave runs the baseline and Capstan loads alternately, Rounds
+// times each, so background noise hits both sides alike, and meters the
+// CPU of the server processes and of the generator.
+func (e *Env) interleave(ctx context.Context, c Config, name string, base, capstan *Load, basePID, frontPID int, client *http.Client) (b, s []*Result, cpu sideCPU, err error) {
 	var cb, cs string
 	for i := range c.Rounds {
 		m := newCPUMeter()
@@ -63,9 +83,11 @@ func (e *Env) interleave(ctx context.Context, c Config, name string, base, capst
 		m.begin()
 		rb, err := base.Run(ctx, client)
 		if err != nil {
-			return nil, nil, "", err
+			return nil, nil, cpu, err
 		}
 		cb = m.end()
+		cpu.base += m.used[0]
+		cpu.baseEvs += rb.Events
 		e.Log("%s round %d baseline: %s; %s", name, i+1, rb.Summary(true), cb)
 		m = newCPUMeter()
 		m.add("front", frontPID)
@@ -73,13 +95,22 @@ func (e *Env) interleave(ctx context.Context, c Config, name string, base, capst
 		m.begin()
 		rs, err := capstan.Run(ctx, client)
 		if err != nil {
-			return nil, nil, "", err
+			return nil, nil, cpu, err
 		}
 		cs = m.end()
+		cpu.capstan += m.used[0]
+		cpu.capstanEvs += rs.Events
 		e.Log("%s round %d capstan:  %s; %s", name, i+1, rs.Summary(true), cs)
 		b, s = append(b, rb), append(s, rs)
 	}
-	return b, s, fmt.Sprintf("last round — baseline run: %s; Capstan run: %s", cb, cs), nil
+	cpu.last = fmt.Sprintf("last round — baseline run: %s; Capstan run: %s", cb, cs)
+	return b, s, cpu, nil
+}
+
+func cpuRow(scenario, what string, cpu sideCPU) Row {
+	cs, cb := cpu.perEvent()
+	return Row{scenario, "server CPU per " + what + " (all rounds; less sensitive to background load)",
+		fmtDur(cs), fmtDur(cb), ratio(float64(cs), float64(cb)), "", ""}
 }
 
 func failures(rs []*Result) (n int64, detail string) {
@@ -119,7 +150,8 @@ func (e *Env) Updates(ctx context.Context, c Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.note("%s", cpu)
+	rep.add(cpuRow("update check", "check", cpu))
+	rep.note("%s", cpu.last)
 	bm, bh := median(bs)
 	sm, sh := median(ss)
 	target := sm.RPS() >= 0.8*bm.RPS()
@@ -163,7 +195,7 @@ func (e *Env) Stats(ctx context.Context, c Config) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		rep.note("%d-event bodies, %s", per, cpu)
+		rep.note("%d-event bodies, %s", per, cpu.last)
 		bm, bh := median(bs)
 		sm, sh := median(ss)
 		tgt, v := "", ""
@@ -174,6 +206,7 @@ func (e *Env) Stats(ctx context.Context, c Config) (*Report, error) {
 		rep.add(Row{"stats accepted", label + ": events/s", perSec(sm.EPS()), perSec(bm.EPS()), ratio(sm.EPS(), bm.EPS()), tgt, v})
 		rep.add(Row{"stats accepted", label + ": requests/s", perSec(sm.RPS()), perSec(bm.RPS()), ratio(sm.RPS(), bm.RPS()), "", ""})
 		rep.add(Row{"stats accepted", label + ": latency p50 / p90 / p99 / max", latStr(sh), latStr(bh), "", "", ""})
+		rep.add(cpuRow("stats accepted", label+": event", cpu))
 		if n, d := failures(append(bs, ss...)); n > 0 {
 			rep.note("%s FAILED requests/events: %d (%s)", label, n, d)
 		}
