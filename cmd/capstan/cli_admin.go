@@ -119,6 +119,34 @@ func (c *common) client() (*admin.Client, error) {
 	return admin.NewClient(*c.server, *c.token), nil
 }
 
+// connect parses args like parse, checks --app when the verb takes one
+// (app not nil) and returns a client for the server.
+func (c *common) connect(args []string, app *string, min, max int) ([]string, *admin.Client, error) {
+	pos, err := c.parse(args, min, max)
+	if err != nil {
+		return nil, nil, err
+	}
+	if app != nil {
+		if err := requireApp(*app); err != nil {
+			return nil, nil, err
+		}
+	}
+	cl, err := c.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	return pos, cl, nil
+}
+
+// done reports a verb's result: v as JSON with --json, else one line.
+func (c *common) done(v any, format string, a ...any) error {
+	if *c.json {
+		return printJSON(v)
+	}
+	fmt.Fprintf(stdout, format, a...)
+	return nil
+}
+
 func requireApp(app string) error {
 	if app == "" {
 		return errors.New("--app is required (or set CAPSTAN_APP)")

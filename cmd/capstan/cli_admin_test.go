@@ -175,7 +175,9 @@ func TestCLIAdminFlow(t *testing.T) {
 	if !strings.Contains(out, "abc-123") || !strings.Contains(out, "beta") {
 		t.Fatalf("device list %q", out)
 	}
-	mustRun(t, ctx, runDevice, "unset-channel", "abc-123")
+	if out := mustRun(t, ctx, runDevice, "unset-channel", "abc-123"); out != "device abc-123 of "+app+" unpinned\n" {
+		t.Fatalf("device unset-channel: %q", out)
+	}
 	if _, ok := st.Snapshot().Override(app, "abc-123"); ok {
 		t.Fatal("override not removed")
 	}
@@ -187,7 +189,10 @@ func TestCLIAdminFlow(t *testing.T) {
 	if _, err := run(t, ctx, runBundle, "delete", "1.1.0"); err == nil || !strings.Contains(err.Error(), "bundle_in_use") {
 		t.Fatalf("delete in use: %v", err)
 	}
-	mustRun(t, ctx, runBundle, "delete", "1.2.0")
+	var deleted map[string]string
+	if err := json.Unmarshal([]byte(mustRun(t, ctx, runBundle, "delete", "1.2.0", "--json")), &deleted); err != nil || deleted["deleted"] != "1.2.0" {
+		t.Fatalf("bundle delete --json: %v %v", err, deleted)
+	}
 
 	// Tokens: a created token works on its own.
 	tok := strings.TrimSpace(mustRun(t, ctx, runToken, "create", "--name", "ci"))
@@ -198,6 +203,9 @@ func TestCLIAdminFlow(t *testing.T) {
 	mustRun(t, ctx, runApp, "list")
 	if _, err := run(t, ctx, runApp, "list", "--token", "nope"); err == nil || !strings.Contains(err.Error(), "invalid_token") {
 		t.Fatalf("bad token: %v", err)
+	}
+	if out := mustRun(t, ctx, runApp, "delete", app); out != "deleted app "+app+"\n" {
+		t.Fatalf("app delete: %q", out)
 	}
 }
 

@@ -21,11 +21,7 @@ func runApp(ctx context.Context, args []string) error {
 
 func appCreate(ctx context.Context, c *common, args []string) error {
 	display := c.fs.String("name", "", "display name")
-	pos, err := c.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	cl, err := c.client()
+	pos, cl, err := c.connect(args, nil, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -33,18 +29,11 @@ func appCreate(ctx context.Context, c *common, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *c.json {
-		return printJSON(app)
-	}
-	fmt.Fprintf(stdout, "created app %s\n", app.ID)
-	return nil
+	return c.done(app, "created app %s\n", app.ID)
 }
 
 func appList(ctx context.Context, c *common, args []string) error {
-	if _, err := c.parse(args, 0, 0); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	_, cl, err := c.connect(args, nil, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -69,22 +58,14 @@ func printApps(apps []release.App) {
 }
 
 func appDelete(ctx context.Context, c *common, args []string) error {
-	pos, err := c.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	cl, err := c.client()
+	pos, cl, err := c.connect(args, nil, 1, 1)
 	if err != nil {
 		return err
 	}
 	if err := cl.DeleteApp(ctx, pos[0]); err != nil {
 		return err
 	}
-	if *c.json {
-		return printJSON(map[string]string{"deleted": pos[0]})
-	}
-	fmt.Fprintf(stdout, "deleted app %s\n", pos[0])
-	return nil
+	return c.done(map[string]string{"deleted": pos[0]}, "deleted app %s\n", pos[0])
 }
 
 func dash(s string) string {

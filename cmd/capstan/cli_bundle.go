@@ -186,13 +186,7 @@ func readManifest(path string) ([]release.ManifestEntry, error) {
 
 func bundleList(ctx context.Context, c *common, args []string) error {
 	app := appFlag(c.fs)
-	if _, err := c.parse(args, 0, 0); err != nil {
-		return err
-	}
-	if err := requireApp(*app); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	_, cl, err := c.connect(args, app, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -235,23 +229,12 @@ func short(s string, n int) string {
 
 func bundleDelete(ctx context.Context, c *common, args []string) error {
 	app := appFlag(c.fs)
-	pos, err := c.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	if err := requireApp(*app); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	pos, cl, err := c.connect(args, app, 1, 1)
 	if err != nil {
 		return err
 	}
 	if err := cl.DeleteBundle(ctx, *app, pos[0]); err != nil {
 		return err
 	}
-	if *c.json {
-		return printJSON(map[string]string{"deleted": pos[0]})
-	}
-	fmt.Fprintf(stdout, "deleted bundle %s of %s\n", pos[0], *app)
-	return nil
+	return c.done(map[string]string{"deleted": pos[0]}, "deleted bundle %s of %s\n", pos[0], *app)
 }

@@ -43,11 +43,8 @@ func channelSet(ctx context.Context, c *common, args []string) error {
 	dev := fs.Bool("dev", true, "serve development builds")
 	emu := fs.Bool("emulator", true, "serve emulators")
 	device := fs.Bool("device", true, "serve real devices")
-	pos, err := c.parse(args, 1, 1)
+	pos, cl, err := c.connect(args, app, 1, 1)
 	if err != nil {
-		return err
-	}
-	if err := requireApp(*app); err != nil {
 		return err
 	}
 	// Only flags given on the command line are sent, so an update never
@@ -85,10 +82,6 @@ func channelSet(ctx context.Context, c *common, args []string) error {
 			p.AllowDevice = device
 		}
 	})
-	cl, err := c.client()
-	if err != nil {
-		return err
-	}
 	ch, err := cl.SetChannel(ctx, *app, pos[0], p)
 	if err != nil {
 		return err
@@ -102,13 +95,7 @@ func channelSet(ctx context.Context, c *common, args []string) error {
 
 func channelList(ctx context.Context, c *common, args []string) error {
 	app := appFlag(c.fs)
-	if _, err := c.parse(args, 0, 0); err != nil {
-		return err
-	}
-	if err := requireApp(*app); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	_, cl, err := c.connect(args, app, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -175,23 +162,12 @@ func list(set map[string]bool, order ...string) string {
 
 func channelDelete(ctx context.Context, c *common, args []string) error {
 	app := appFlag(c.fs)
-	pos, err := c.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	if err := requireApp(*app); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	pos, cl, err := c.connect(args, app, 1, 1)
 	if err != nil {
 		return err
 	}
 	if err := cl.DeleteChannel(ctx, *app, pos[0]); err != nil {
 		return err
 	}
-	if *c.json {
-		return printJSON(map[string]string{"deleted": pos[0]})
-	}
-	fmt.Fprintf(stdout, "deleted channel %s of %s\n", pos[0], *app)
-	return nil
+	return c.done(map[string]string{"deleted": pos[0]}, "deleted channel %s of %s\n", pos[0], *app)
 }

@@ -18,14 +18,7 @@ func runDevice(ctx context.Context, args []string) error {
 
 func deviceSetChannel(ctx context.Context, c *common, args []string) error {
 	app := appFlag(c.fs)
-	pos, err := c.parse(args, 2, 2)
-	if err != nil {
-		return err
-	}
-	if err := requireApp(*app); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	pos, cl, err := c.connect(args, app, 2, 2)
 	if err != nil {
 		return err
 	}
@@ -33,45 +26,24 @@ func deviceSetChannel(ctx context.Context, c *common, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *c.json {
-		return printJSON(o)
-	}
-	fmt.Fprintf(stdout, "device %s of %s pinned to channel %s\n", o.DeviceID, o.AppID, o.Channel)
-	return nil
+	return c.done(o, "device %s of %s pinned to channel %s\n", o.DeviceID, o.AppID, o.Channel)
 }
 
 func deviceUnsetChannel(ctx context.Context, c *common, args []string) error {
 	app := appFlag(c.fs)
-	pos, err := c.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	if err := requireApp(*app); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	pos, cl, err := c.connect(args, app, 1, 1)
 	if err != nil {
 		return err
 	}
 	if err := cl.UnsetDeviceChannel(ctx, *app, pos[0]); err != nil {
 		return err
 	}
-	if *c.json {
-		return printJSON(map[string]string{"unpinned": pos[0]})
-	}
-	fmt.Fprintf(stdout, "device %s of %s unpinned\n", pos[0], *app)
-	return nil
+	return c.done(map[string]string{"unpinned": pos[0]}, "device %s of %s unpinned\n", pos[0], *app)
 }
 
 func deviceList(ctx context.Context, c *common, args []string) error {
 	app := appFlag(c.fs)
-	if _, err := c.parse(args, 0, 0); err != nil {
-		return err
-	}
-	if err := requireApp(*app); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	_, cl, err := c.connect(args, app, 0, 0)
 	if err != nil {
 		return err
 	}

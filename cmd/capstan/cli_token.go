@@ -16,10 +16,7 @@ func runToken(ctx context.Context, args []string) error {
 
 func tokenCreate(ctx context.Context, c *common, args []string) error {
 	label := c.fs.String("name", "", "what the token is for (shown in logs)")
-	if _, err := c.parse(args, 0, 0); err != nil {
-		return err
-	}
-	cl, err := c.client()
+	_, cl, err := c.connect(args, nil, 0, 0)
 	if err != nil {
 		return err
 	}
