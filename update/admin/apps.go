@@ -49,7 +49,7 @@ func (a *API) appOf(r *http.Request) (*release.Snapshot, release.App, error) {
 	snap := a.store.Snapshot()
 	app, ok := snap.App(id)
 	if !ok {
-		return snap, app, notFound("app_not_found", fmt.Sprintf("no app %q", id))
+		return snap, app, appNotFound(id)
 	}
 	return snap, app, nil
 }
@@ -71,7 +71,7 @@ func (a *API) deleteApp(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := a.store.DeleteApp(r.Context(), app.ID); err != nil {
 		if errors.Is(err, errStoreNotFound) {
-			return notFound("app_not_found", fmt.Sprintf("no app %q", app.ID))
+			return appNotFound(app.ID)
 		}
 		return fmt.Errorf("delete app: %w", err)
 	}

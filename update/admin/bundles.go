@@ -46,7 +46,7 @@ func (a *API) getBundle(w http.ResponseWriter, r *http.Request) error {
 	v := chi.URLParam(r, "version")
 	b, ok := snap.Bundle(app.ID, v)
 	if !ok {
-		return notFound("bundle_not_found", fmt.Sprintf("app %q has no bundle %q", app.ID, v))
+		return bundleNotFound(app.ID, v)
 	}
 	writeJSON(w, http.StatusOK, b)
 	return nil
@@ -63,7 +63,7 @@ func (a *API) deleteBundle(w http.ResponseWriter, r *http.Request) error {
 	}
 	v := chi.URLParam(r, "version")
 	if _, ok := snap.Bundle(app.ID, v); !ok {
-		return notFound("bundle_not_found", fmt.Sprintf("app %q has no bundle %q", app.ID, v))
+		return bundleNotFound(app.ID, v)
 	}
 	for _, c := range snap.Channels(app.ID) {
 		if c.Bundle == v || c.RolloutBundle == v {
@@ -75,7 +75,7 @@ func (a *API) deleteBundle(w http.ResponseWriter, r *http.Request) error {
 		case errors.Is(err, errStoreInUse):
 			return conflict("bundle_in_use", fmt.Sprintf("bundle %q is in use: %v", v, err))
 		case errors.Is(err, errStoreNotFound):
-			return notFound("bundle_not_found", fmt.Sprintf("app %q has no bundle %q", app.ID, v))
+			return bundleNotFound(app.ID, v)
 		}
 		return fmt.Errorf("delete bundle: %w", err)
 	}
@@ -162,7 +162,7 @@ func (a *API) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 		case errors.Is(err, errStoreExists):
 			return a.bundleExists(app.ID, m.Version)
 		case errors.Is(err, errStoreNotFound):
-			return notFound("app_not_found", fmt.Sprintf("no app %q", app.ID))
+			return appNotFound(app.ID)
 		}
 		return fmt.Errorf("create bundle: %w", err)
 	}

@@ -32,7 +32,7 @@ func (a *API) getChannel(w http.ResponseWriter, r *http.Request) error {
 	name := chi.URLParam(r, "name")
 	c, ok := snap.Channel(app.ID, name)
 	if !ok {
-		return notFound("channel_not_found", fmt.Sprintf("app %q has no channel %q", app.ID, name))
+		return channelNotFound(app.ID, name)
 	}
 	writeJSON(w, http.StatusOK, c)
 	return nil
@@ -110,7 +110,7 @@ func (a *API) deleteChannel(w http.ResponseWriter, r *http.Request) error {
 	}
 	name := chi.URLParam(r, "name")
 	if _, ok := snap.Channel(app.ID, name); !ok {
-		return notFound("channel_not_found", fmt.Sprintf("app %q has no channel %q", app.ID, name))
+		return channelNotFound(app.ID, name)
 	}
 	pinned := 0
 	snap.Overrides(app.ID, func(o release.Override) bool {
@@ -124,7 +124,7 @@ func (a *API) deleteChannel(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := a.store.DeleteChannel(r.Context(), app.ID, name); err != nil {
 		if errors.Is(err, errStoreNotFound) {
-			return notFound("channel_not_found", fmt.Sprintf("app %q has no channel %q", app.ID, name))
+			return channelNotFound(app.ID, name)
 		}
 		return fmt.Errorf("delete channel: %w", err)
 	}

@@ -48,7 +48,7 @@ func (a *API) getDeviceChannel(w http.ResponseWriter, r *http.Request) error {
 	}
 	ch, ok := snap.Override(app.ID, dev)
 	if !ok {
-		return notFound("override_not_found", fmt.Sprintf("device %q of app %q is not pinned to a channel", dev, app.ID))
+		return overrideNotFound(app.ID, dev)
 	}
 	writeJSON(w, http.StatusOK, release.Override{AppID: app.ID, DeviceID: dev, Channel: ch})
 	return nil
@@ -71,7 +71,7 @@ func (a *API) setDeviceChannel(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if _, ok := snap.Channel(app.ID, req.Channel); !ok {
-		return notFound("channel_not_found", fmt.Sprintf("app %q has no channel %q", app.ID, req.Channel))
+		return channelNotFound(app.ID, req.Channel)
 	}
 	o := release.Override{AppID: app.ID, DeviceID: dev, Channel: req.Channel}
 	if err := a.store.PutOverride(r.Context(), o); err != nil {
@@ -93,11 +93,11 @@ func (a *API) unsetDeviceChannel(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if _, ok := snap.Override(app.ID, dev); !ok {
-		return notFound("override_not_found", fmt.Sprintf("device %q of app %q is not pinned to a channel", dev, app.ID))
+		return overrideNotFound(app.ID, dev)
 	}
 	if err := a.store.DeleteOverride(r.Context(), app.ID, dev); err != nil {
 		if errors.Is(err, errStoreNotFound) {
-			return notFound("override_not_found", fmt.Sprintf("device %q of app %q is not pinned to a channel", dev, app.ID))
+			return overrideNotFound(app.ID, dev)
 		}
 		return fmt.Errorf("delete override: %w", err)
 	}

@@ -26,6 +26,23 @@ func badRequest(code, msg string) *apiError { return newError(http.StatusBadRequ
 func notFound(code, msg string) *apiError   { return newError(http.StatusNotFound, code, msg) }
 func conflict(code, msg string) *apiError   { return newError(http.StatusConflict, code, msg) }
 
+// The 404s of the API's objects, worded once.
+func appNotFound(app string) *apiError {
+	return notFound("app_not_found", fmt.Sprintf("no app %q", app))
+}
+
+func bundleNotFound(app, version string) *apiError {
+	return notFound("bundle_not_found", fmt.Sprintf("app %q has no bundle %q", app, version))
+}
+
+func channelNotFound(app, name string) *apiError {
+	return notFound("channel_not_found", fmt.Sprintf("app %q has no channel %q", app, name))
+}
+
+func overrideNotFound(app, device string) *apiError {
+	return notFound("override_not_found", fmt.Sprintf("device %q of app %q is not pinned to a channel", device, app))
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
