@@ -36,8 +36,11 @@ func (e *decodeError) Error() string { return e.reason + ": " + e.detail }
 // or says why it cannot be one.
 func decodeEvent(data []byte) (*schema.Event, *decodeError) {
 	var e schema.Event
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, &decodeError{ReasonBadJSON, err.Error()}
+	if !fastDecode(data, &e) {
+		e = schema.Event{}
+		if err := json.Unmarshal(data, &e); err != nil {
+			return nil, &decodeError{ReasonBadJSON, err.Error()}
+		}
 	}
 	missing := func(field string) *decodeError {
 		return &decodeError{ReasonMissingField, fmt.Sprintf("%s is required", field)}
