@@ -120,6 +120,21 @@ func serverCPU(tb testing.TB, srv *chtest.Server) time.Duration {
 	return 0
 }
 
+// settledCPU waits (at most 20s) until the ClickHouse server uses under
+// 2% of a core and returns its CPU time then.
+func settledCPU(tb testing.TB, srv *chtest.Server) time.Duration {
+	last := serverCPU(tb, srv)
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+		now := serverCPU(tb, srv)
+		if now-last < 20*time.Millisecond {
+			return now
+		}
+		last = now
+	}
+	return last
+}
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -130,7 +145,8 @@ func cpuTime() time.Duration {
 // JetStream into a real ClickHouse (18.16 here) with one replica and the
 // default batch size; it reports events/s and this process's CPU time
 // per event (consumer plus the embedded NATS server). Run with
-// -benchtime=1x and compare runs made back to back on the same machine.
+// -benchtime=1x and compare runs made back to back on the same machine;
+// CAPSTAN_BENCH_BATCH overrides the batch size.
 //
 //	go test -run '^$' -bench ConsumeBacklog -benchtime 1x -count 3 ./consumer
 func BenchmarkConsumeBacklog(b *testing.B) {
@@ -143,6 +159,9 @@ func BenchmarkConsumeBacklog(b *testing.B) {
 		publishBacklog(b, ne.js, events)
 		cfg := testConfig(ne.js, db.conn)
 		cfg.BatchSize = DefaultBatchSize
+		if n, err := strconv.Atoi(os.Getenv("CAPSTAN_BENCH_BATCH")); err == nil && n > 0 {
+			cfg.BatchSize = n
+		}
 		cfg.Linger = DefaultLinger
 		cfg.AckWait = DefaultAckWait
 		cfg.InfoInterval = DefaultInfoInterval
@@ -160,10 +179,15 @@ func BenchmarkConsumeBacklog(b *testing.B) {
 		b.StopTimer()
 		elapsed, cpu, chCPU := time.Since(t0), cpuTime()-cpu0, serverCPU(b, srv)-chCPU0
 		stopProfile()
+		// The share of the time ClickHouse was busy with an insert.
+		b.ReportMetric(r.metric(b, "capstan_consumer_insert_duration_seconds_sum")/elapsed.Seconds(), "insert-busy")
 		r.stop(b)
 		b.ReportMetric(events/elapsed.Seconds(), "events/s")
 		b.ReportMetric(float64(cpu.Nanoseconds())/events, "cpu-ns/event")
 		b.ReportMetric(float64(chCPU.Nanoseconds())/events, "ch-cpu-ns/event")
+		// Merges of the inserted parts continue after the drain: count
+		// the server's CPU until it goes quiet too.
+		b.ReportMetric(float64((settledCPU(b, srv)-chCPU0).Nanoseconds())/events, "ch-settled-cpu-ns/event")
 		if c := db.counts(b); c.rawRows != events || c.rollup != events {
 			b.Fatalf("clickhouse holds %+v, want %d", c, events)
 		}

@@ -140,6 +140,8 @@ type Consumer struct {
 	log    *slog.Logger
 	m      *metrics
 
+	// cols is the inserter's column buffers.
+	cols columns
 	// ackConfirmed closes when the server confirmed the last batch's
 	// acks (nil when none is outstanding); owned by the inserter.
 	ackConfirmed chan struct{}

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -96,10 +97,22 @@ func (c *Consumer) send(ctx context.Context, rows []*item) (bad int, sent bool, 
 	if err != nil {
 		return -1, false, fmt.Errorf("prepare insert: %w", err)
 	}
-	for i, it := range rows {
-		if err := schema.AppendEvent(b, it.ev, c.flavor); err != nil {
-			_ = b.Abort()
-			return i, false, fmt.Errorf("append event %s: %w", it.ev.ID, err)
+	defer c.cols.release()
+	if cerr := c.cols.append(b, rows, c.flavor); cerr != nil {
+		// A value the driver refuses (or a column only the row-wise
+		// path knows): start over row by row, which finds the row.
+		if !errors.Is(cerr, errUnknownColumn) {
+			c.log.Debug("column-wise append failed; appending row by row", "err", cerr)
+		}
+		_ = b.Abort()
+		if b, err = c.ch.PrepareBatch(ictx, schema.InsertSQL("", c.flavor)); err != nil {
+			return -1, false, fmt.Errorf("prepare insert: %w", err)
+		}
+		for i, it := range rows {
+			if err := schema.AppendEvent(b, it.ev, c.flavor); err != nil {
+				_ = b.Abort()
+				return i, false, fmt.Errorf("append event %s: %w", it.ev.ID, err)
+			}
 		}
 	}
 	if err := b.Send(); err != nil {
