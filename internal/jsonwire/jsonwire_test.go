@@ -137,3 +137,21 @@ func TestSkipSpace(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAppendEventStrings encodes the strings and metadata of a typical
+// stats event.
+func BenchmarkAppendEventStrings(b *testing.B) {
+	strs := []string{"2d1a5e3c-9b7f-4f7e-9e57-100000000001", "com.example.app", "android", "app_moved_to_foreground",
+		"1.2.3", "8.51.23", "production", "0123456789abcdef0123456789abcdef"}
+	meta := map[string]string{"source": "bench", "screen": "home"}
+	buf := make([]byte, 0, 1024)
+	keys := make([]string, 0, 8)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = buf[:0]
+		for _, s := range strs {
+			buf = AppendString(buf, s)
+		}
+		buf, keys = AppendStringMap(buf, meta, keys)
+	}
+}
