@@ -159,6 +159,9 @@ func (e *Env) E2E(ctx context.Context, c Config) (*Report, error) {
 	fleet := NewFleet(DefaultApps(), c.Devices, c.Seed)
 	client := NewClient(c.Workers)
 	defer client.CloseIdleConnections()
+	if err := (&Admin{BaseURL: front.BaseURL, Token: front.Token, Client: client}).SeedFleet(ctx, fleet); err != nil {
+		return nil, err
+	}
 	reqs := StatsRequests(fleet, 4000, 20, c.Seed+20)
 	stamp := newStamp()
 
