@@ -255,9 +255,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if len(open.items) > 0 {
 			wait = time.Until(open.deadline)
 		}
-		wait = max(wait, 10*time.Millisecond)
-		fctx, cancel := context.WithTimeout(ctx, wait)
-		mb, err := cons.Fetch(c.cfg.BatchSize-len(open.items), jetstream.FetchContext(fctx))
+		// The server ends the pull at its expiry, after the last message
+		// it sent for it. A client-side deadline instead could drop
+		// messages already on their way, which JetStream redelivers only
+		// after AckWait. Short pulls keep shutdown prompt.
+		wait = min(max(wait, 10*time.Millisecond), maxFetchWait)
+		mb, err := cons.Fetch(c.cfg.BatchSize-len(open.items), jetstream.FetchMaxWait(wait))
 		if err == nil {
 			for m := range mb.Messages() {
 				if open.add(c.prepare(m), c.cfg.Linger) {
@@ -266,8 +269,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			err = mb.Error()
 		}
-		cancel()
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		if err != nil {
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 				if b, berr := c.bind(ctx); berr == nil {
 					cons = b
@@ -294,6 +296,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	<-inserterDone
 	return nil
 }
+
+// maxFetchWait bounds one pull request, and so how long shutdown waits
+// for the one in progress.
+const maxFetchWait = time.Second
 
 // batch is the events of one insert, from their fetch to their ack.
 type batch struct {
