@@ -54,7 +54,8 @@ type Config struct {
 	// progress acks.
 	AckWait time.Duration
 	// MaxAckPending caps unacknowledged events across all replicas
-	// (default 4 × BatchSize, at least 20000).
+	// (default 4 × BatchSize, at least 20000). A replica holds up to two
+	// batches: one being inserted, the next being filled.
 	MaxAckPending int
 	// RetryInitial and RetryMax bound the exponential backoff between
 	// retries of a failing insert (defaults 250ms and 10s).

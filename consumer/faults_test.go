@@ -182,8 +182,9 @@ func TestStartWaitsForClickHouse(t *testing.T) {
 }
 
 // Inserts fail for several AckWaits (server down, then up without the
-// tables): progress acks keep the batch from being redelivered, nothing
-// is dropped, and it all gets in once the schema exists.
+// tables): progress acks keep the batch being inserted, and the next one
+// sealed behind it, from being redelivered; nothing is dropped, and it
+// all gets in once the schema exists.
 func TestLongRetriesKeepAckDeadlines(t *testing.T) {
 	srv, err := chtest.NewServer(t.TempDir())
 	if err != nil {
@@ -200,7 +201,9 @@ func TestLongRetriesKeepAckDeadlines(t *testing.T) {
 	cfg.Flavor = schema.FlavorLegacy
 	cfg.AckWait = time.Second
 	r := startConsumer(t, cfg)
-	n := publish(t, ne.js, makeEvents("com.example.slow", 100))
+	// Three batches: one retrying, one sealed waiting for it, one left
+	// in the stream.
+	n := publish(t, ne.js, makeEvents("com.example.slow", 300))
 
 	// 15 failures at the 200ms backoff cap outlast AckWait twice over.
 	waitFor(t, "failures while down", func() bool { return r.metric(t, "capstan_consumer_insert_errors_total") >= 15 })
@@ -219,5 +222,31 @@ func TestLongRetriesKeepAckDeadlines(t *testing.T) {
 	waitFor(t, "stream drained", func() bool { return streamEmpty(t, ne.js) })
 	if got := r.metric(t, "capstan_consumer_redeliveries_total"); got != 0 {
 		t.Errorf("%v redeliveries although progress acks were sent", got)
+	}
+}
+
+// Shutdown while ClickHouse is down, with one batch being retried and the
+// next sealed behind it: the drain gives up after DrainTimeout and hands
+// both back to JetStream at once (nak), and the next replica stores every
+// event once.
+func TestShutdownDuringOutageHandsBatchesBack(t *testing.T) {
+	ne := startNATS(t)
+	db := newCHDB(t, chtest.Shared(t))
+	cfg := testConfig(ne.js, unreachableClickHouse(t))
+	cfg.Flavor = detectFlavor(t, db)
+	cfg.AckWait = 10 * time.Minute // only naks hand the events back in time
+	cfg.DrainTimeout = 300 * time.Millisecond
+	doomed := startConsumer(t, cfg)
+	n := publish(t, ne.js, makeEvents("com.example.handback", 300))
+	waitFor(t, "a batch retrying and the next one sealed", func() bool {
+		return doomed.metric(t, "capstan_consumer_insert_errors_total") >= 2 && ackPending(t, ne.js) == 200
+	})
+	doomed.stop(t)
+
+	next := startConsumer(t, testConfig(ne.js, db.conn))
+	db.waitCounts(t, n)
+	waitFor(t, "stream drained", func() bool { return streamEmpty(t, ne.js) })
+	if got := next.metric(t, "capstan_consumer_redeliveries_total"); got != 200 {
+		t.Errorf("redeliveries_total = %v, want the 200 events of the two batches", got)
 	}
 }
