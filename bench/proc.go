@@ -208,7 +208,8 @@ type cpuMeter struct {
 	start []time.Duration
 	t0    time.Time
 	// used is the CPU time of each process over the last begin..end.
-	used []time.Duration
+	used          []time.Duration
+	busy0, total0 int64
 }
 
 func newCPUMeter() *cpuMeter { return &cpuMeter{} }
@@ -217,8 +218,33 @@ func (m *cpuMeter) add(name string, pid int) {
 	m.names, m.pids = append(m.names, name), append(m.pids, pid)
 }
 
+// machineCPU returns busy and total jiffies of all CPUs from /proc/stat.
+func machineCPU() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i >= 8 { // guest time is already counted in user
+			break
+		}
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total
+}
+
 func (m *cpuMeter) begin() {
 	m.t0 = time.Now()
+	m.busy0, m.total0 = machineCPU()
 	m.start = make([]time.Duration, len(m.pids))
 	for i, p := range m.pids {
 		m.start[i], _ = ProcCPU(p)
@@ -237,6 +263,10 @@ func (m *cpuMeter) end() string {
 		}
 		m.used[i] = t - m.start[i]
 		parts = append(parts, fmt.Sprintf("%s %.2f", m.names[i], m.used[i].Seconds()/el))
+	}
+	busy, total := machineCPU()
+	if total > m.total0 {
+		parts = append(parts, fmt.Sprintf("whole machine %.0f%% busy", 100*float64(busy-m.busy0)/float64(total-m.total0)))
 	}
 	return "CPU cores used: " + strings.Join(parts, ", ")
 }
