@@ -75,3 +75,22 @@ func TestMerge(t *testing.T) {
 		t.Fatal("empty histogram quantile")
 	}
 }
+
+func TestReportHelpers(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -45000: "-45,000"} {
+		if got := thousands(n); got != want {
+			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
+		}
+	}
+	if got := ratio(37483, 36718); got != "1.02×" {
+		t.Errorf("ratio: %q", got)
+	}
+	if got := ratio(1, 0); got != "–" {
+		t.Errorf("ratio by zero: %q", got)
+	}
+	slow, fast := &Result{Events: 10, Elapsed: time.Second, Latency: NewHistogram()}, &Result{Events: 30, Elapsed: time.Second, Latency: NewHistogram()}
+	mid := &Result{Events: 20, Elapsed: time.Second, Latency: NewHistogram()}
+	if m, _ := median([]*Result{fast, slow, mid}); m != mid {
+		t.Errorf("median picked %d events/s", m.Events)
+	}
+}
