@@ -9,7 +9,8 @@ CAPSTAN_ADMIN_TOKEN    ?= dev-admin-token
 CAPSTAN_CLICKHOUSE_URL ?= clickhouse://default@127.0.0.1:9000/capstan
 export CAPSTAN_LISTEN CAPSTAN_ADMIN_TOKEN CAPSTAN_CLICKHOUSE_URL
 
-.PHONY: all build run test test-short deps vet fmt clickhouse-start clickhouse-stop clean
+.PHONY: all build run test test-short deps vet fmt clickhouse-start clickhouse-stop clean \
+	bench-updates bench-stats bench-e2e bench-memory bench-all
 
 all: build
 
@@ -37,6 +38,10 @@ test: deps
 
 test-short:
 	$(GO) test -short -count=1 ./...
+
+# Benchmark scenarios (BENCHMARKS.md); each starts the processes it needs.
+bench-updates bench-stats bench-e2e bench-memory bench-all: build
+	$(BIN) bench $(patsubst bench-%,%,$@)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

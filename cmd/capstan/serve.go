@@ -53,6 +53,7 @@ func runServe(ctx context.Context, args []string) error {
 	statsMaxBody := int64Flag(fs, "stats-max-body-bytes", "CAPSTAN_STATS_MAX_BODY_BYTES", ingest.DefaultMaxBodyBytes, "largest /stats body (413 above)")
 	replicas := intFlag(fs, "replicas", "CAPSTAN_REPLICAS", 1, "replicas of Capstan's JetStream buckets and streams (3 in a 3-node NATS cluster)")
 	maxUpload := int64Flag(fs, "max-upload-bytes", "CAPSTAN_MAX_UPLOAD_BYTES", admin.DefaultMaxUploadBytes, "largest bundle zip the admin API accepts")
+	debugListen := stringFlag(fs, "debug-listen", "CAPSTAN_DEBUG_LISTEN", "", "address serving Go's /debug/pprof (keep it private, e.g. 127.0.0.1:6060); empty = off")
 	logFormat := stringFlag(fs, "log-format", "CAPSTAN_LOG_FORMAT", "text", "log format: text or json")
 	logLevel := stringFlag(fs, "log-level", "CAPSTAN_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -169,6 +170,16 @@ func runServe(ctx context.Context, args []string) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if *debugListen != "" {
+		dln, err := net.Listen("tcp", *debugListen)
+		if err != nil {
+			return fmt.Errorf("debug listen %s: %w", *debugListen, err)
+		}
+		dsrv := &http.Server{Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = dsrv.Serve(dln) }()
+		defer dsrv.Close()
+		log.Info("serving pprof", "addr", dln.Addr().String())
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
