@@ -63,6 +63,16 @@ func (d *decoder) reset() {
 // valid array only fails its own item.
 func (d *decoder) decode(body []byte, maxEvents int) (array bool, items []item, berr *bodyError) {
 	d.reset()
+	if array, ok := d.fastDecode(body, maxEvents); ok {
+		return array, d.items, nil
+	}
+	return d.decodeJSON(body, maxEvents)
+}
+
+// decodeJSON is decode with encoding/json: the reference the fast path
+// must match, and the path for everything it does not handle.
+func (d *decoder) decodeJSON(body []byte, maxEvents int) (array bool, items []item, berr *bodyError) {
+	d.reset()
 	start := jsonwire.SkipSpace(body, 0)
 	if start == len(body) {
 		return false, nil, errEmptyBody
