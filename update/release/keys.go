@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // KV key scheme: a type prefix, then base64url (unpadded) segments, so app
@@ -65,6 +66,50 @@ func parseKey(key string) (parsedKey, error) {
 		pk.segs = append(pk.segs, string(raw))
 	}
 	return pk, nil
+}
+
+// ovrKeyPrefix starts every override key.
+const ovrKeyPrefix = kindOverride + "."
+
+// ovrKeyBuf holds the decoded segments of an override key; most fit in
+// its arrays, so decoding allocates nothing.
+type ovrKeyBuf struct {
+	app, dev [maxSegment]byte
+}
+
+// parseOvrKey decodes an override key ("ovr.<app>.<device>") into buf,
+// accepting and rejecting exactly what parseKey does. The returned slices
+// alias buf (or fresh memory for oversized segments).
+func parseOvrKey(key string, buf *ovrKeyBuf) (app, dev []byte, err error) {
+	rest, ok := strings.CutPrefix(key, ovrKeyPrefix)
+	if !ok {
+		return nil, nil, fmt.Errorf("key %q: not an override key", key)
+	}
+	a, d, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(d, ".") {
+		return nil, nil, fmt.Errorf("key %q: want 2 segments", key)
+	}
+	if app, err = decodeSeg(buf.app[:], a); err != nil {
+		return nil, nil, fmt.Errorf("key %q: %w", key, err)
+	}
+	if dev, err = decodeSeg(buf.dev[:], d); err != nil {
+		return nil, nil, fmt.Errorf("key %q: %w", key, err)
+	}
+	return app, dev, nil
+}
+
+// decodeSeg decodes one base64url segment into dst when it fits.
+func decodeSeg(dst []byte, seg string) ([]byte, error) {
+	if b64.DecodedLen(len(seg)) > len(dst) {
+		dst = make([]byte, b64.DecodedLen(len(seg)))
+	}
+	// Decode only reads its source, so viewing the string's bytes is safe
+	// and saves a copy per key on a million-key load.
+	n, err := b64.Decode(dst, unsafe.Slice(unsafe.StringData(seg), len(seg)))
+	if err != nil {
+		return nil, err
+	}
+	return dst[:n], nil
 }
 
 // validSegment rejects what must never be an id, name or version: empty,

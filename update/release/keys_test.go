@@ -80,3 +80,32 @@ func TestValidHashHex(t *testing.T) {
 		t.Fatal("validHashHex")
 	}
 }
+
+// TestParseOvrKey checks the override fast path agrees with parseKey.
+func TestParseOvrKey(t *testing.T) {
+	long := strings.Repeat("d", maxSegment+40)
+	keys := []string{
+		ovrKey("com.a", "0a1b-uuid"),
+		ovrKey("com.a", "00000001-0000-4000-8000-000000001eef"),
+		ovrKey("com.a", long),
+		ovrKey("com.a", ""),
+		"ovr.YQ", "ovr.YQ.YQ.YQ", "ovr.YQ.!!", "ovr.!!.YQ", "ovr..", "ovr.YQ=.YQ",
+	}
+	for _, k := range keys {
+		var buf ovrKeyBuf
+		app, dev, err := parseOvrKey(k, &buf)
+		pk, perr := parseKey(k)
+		if (err == nil) != (perr == nil) {
+			t.Errorf("%q: parseOvrKey err %v, parseKey err %v", k, err, perr)
+			continue
+		}
+		if err == nil && (string(app) != pk.segs[0] || string(dev) != pk.segs[1]) {
+			t.Errorf("%q: got %q %q, want %q", k, app, dev, pk.segs)
+		}
+	}
+	var buf ovrKeyBuf
+	key := ovrKey("com.example.app", "00000001-0000-4000-8000-000000001eef")
+	if n := testing.AllocsPerRun(100, func() { _, _, _ = parseOvrKey(key, &buf) }); n != 0 {
+		t.Errorf("parseOvrKey allocates %v times", n)
+	}
+}

@@ -1,11 +1,15 @@
 package release
 
 import (
+	"encoding/binary"
 	"hash/maphash"
+	"maps"
 	"slices"
 	"strings"
 )
 
+// overrideShards is the number of override shards per app; a change
+// copies one shard, about 1/256 of the app's overrides.
 const overrideShards = 256
 
 var shardSeed = maphash.MakeSeed()
@@ -18,20 +22,41 @@ type appState struct {
 	bundles     map[string]*Bundle
 }
 
-type overrideKey struct{ app, device string }
+// uuid is a device id in canonical lowercase UUID form, as its 16 bytes.
+type uuid [16]byte
+
+// ovrShard holds part of an app's overrides, the values indexing the
+// app's channel-name table. Devices whose id is a canonical UUID (what the
+// plugin sends) are keyed by its 16 bytes: such a map holds no pointers,
+// so it is small and the GC never scans it.
+type ovrShard struct {
+	uuids map[uuid]uint32
+	other map[string]uint32
+}
+
+// appOverrides holds the device overrides of one app.
+type appOverrides struct {
+	// names is the channel-name table; never modified in place once
+	// published (builders copy it before appending).
+	names  []string
+	shards [overrideShards]*ovrShard
+	n      int
+}
 
 // Snapshot is an immutable view of the whole release state. Readers never
 // lock: a new Snapshot replaces the old one on every change.
 type Snapshot struct {
 	apps      map[string]*appState
-	overrides [overrideShards]map[overrideKey]string
+	overrides map[string]*appOverrides
 	nOverride int
 	// tokens holds admin token hashes by hex digest.
 	tokens map[string]Token
 }
 
 // Empty returns a snapshot with nothing in it.
-func Empty() *Snapshot { return &Snapshot{apps: map[string]*appState{}} }
+func Empty() *Snapshot {
+	return &Snapshot{apps: map[string]*appState{}, overrides: map[string]*appOverrides{}}
+}
 
 // App returns the app with this id.
 func (s *Snapshot) App(id string) (App, bool) {
@@ -96,23 +121,57 @@ func (s *Snapshot) Bundles(appID string) []*Bundle {
 // Override returns the channel an operator pinned the device to.
 // deviceID must already be lowercase.
 func (s *Snapshot) Override(appID, deviceID string) (string, bool) {
-	k := overrideKey{appID, deviceID}
-	ch, ok := s.overrides[shardOf(k)][k]
-	return ch, ok
+	a := s.overrides[appID]
+	if a == nil {
+		return "", false
+	}
+	var i uint32
+	var ok bool
+	if u, isUUID := parseUUID(deviceID); isUUID {
+		if sh := a.shards[uuidShard(u)]; sh != nil {
+			i, ok = sh.uuids[u]
+		}
+	} else if sh := a.shards[stringShard(deviceID)]; sh != nil {
+		i, ok = sh.other[deviceID]
+	}
+	if !ok {
+		return "", false
+	}
+	return a.names[i], true
 }
 
 // Overrides calls fn for each override of an app (all apps when appID is "").
 func (s *Snapshot) Overrides(appID string, fn func(Override) bool) {
-	for _, sh := range s.overrides {
-		for k, ch := range sh {
-			if appID != "" && k.app != appID {
-				continue
+	if appID != "" {
+		if a := s.overrides[appID]; a != nil {
+			a.each(appID, fn)
+		}
+		return
+	}
+	for id, a := range s.overrides {
+		if !a.each(id, fn) {
+			return
+		}
+	}
+}
+
+func (a *appOverrides) each(appID string, fn func(Override) bool) bool {
+	for _, sh := range a.shards {
+		if sh == nil {
+			continue
+		}
+		for u, i := range sh.uuids {
+			if !fn(Override{AppID: appID, DeviceID: u.String(), Channel: a.names[i]}) {
+				return false
 			}
-			if !fn(Override{AppID: k.app, DeviceID: k.device, Channel: ch}) {
-				return
+		}
+		for d, i := range sh.other {
+			if !fn(Override{AppID: appID, DeviceID: d, Channel: a.names[i]}) {
+				return false
 			}
 		}
 	}
+	return true
 }
 
 // OverrideCount is the number of device overrides across all apps.
@@ -145,22 +204,68 @@ func (s *Snapshot) Tokens() []Token {
 	return out
 }
 
-func shardOf(k overrideKey) int {
-	var h maphash.Hash
-	h.SetSeed(shardSeed)
-	h.WriteString(k.app)
-	h.WriteByte(0)
-	h.WriteString(k.device)
-	return int(h.Sum64() % overrideShards)
+// uuidHexAt is where each byte's two hex digits start in the text form.
+var uuidHexAt = [16]int{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
+
+// parseUUID accepts exactly the canonical lowercase form
+// (8-4-4-4-12 hex digits), so String gives back the same id.
+func parseUUID[T string | []byte](s T) (u uuid, ok bool) {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return u, false
+	}
+	for j, i := range uuidHexAt {
+		hi, lo := unhex(s[i]), unhex(s[i+1])
+		if hi > 15 || lo > 15 {
+			return u, false
+		}
+		u[j] = hi<<4 | lo
+	}
+	return u, true
 }
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	}
+	return 255
+}
+
+const hexDigits = "0123456789abcdef"
+
+// String is the canonical lowercase form.
+func (u uuid) String() string {
+	var b [36]byte
+	j := 0
+	for i, c := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b[j] = '-'
+			j++
+		}
+		b[j], b[j+1] = hexDigits[c>>4], hexDigits[c&15]
+		j += 2
+	}
+	return string(b[:])
+}
+
+func uuidShard(u uuid) int {
+	x := binary.LittleEndian.Uint64(u[:8]) ^ binary.LittleEndian.Uint64(u[8:])
+	return int((x * 0x9e3779b97f4a7c15) >> 56) // overrideShards = 256
+}
+
+func stringShard(s string) int { return int(maphash.String(shardSeed, s) % overrideShards) }
 
 // Builder derives a new Snapshot from an old one, copying only the apps
 // and override shards it touches.
 type Builder struct {
-	base      *Snapshot
-	next      *Snapshot
-	ownApps   map[string]bool
-	ownShards [overrideShards]bool
+	base    *Snapshot
+	next    *Snapshot
+	ownApps map[string]bool
+	// ownOvr holds the apps whose overrides this builder already copied.
+	ownOvr    map[string]*ovrOwned
+	ownOvrMap bool
 	dirtyList map[string]bool
 	intern    map[string]string
 	ownTokens bool
@@ -175,7 +280,7 @@ func NewBuilder(base *Snapshot) *Builder {
 	for k, v := range base.apps {
 		next.apps[k] = v
 	}
-	return &Builder{base: base, next: next, ownApps: map[string]bool{}, dirtyList: map[string]bool{}, intern: map[string]string{}}
+	return &Builder{base: base, next: next, ownApps: map[string]bool{}, ownOvr: map[string]*ovrOwned{}, dirtyList: map[string]bool{}, intern: map[string]string{}}
 }
 
 func (b *Builder) app(id string, create bool) *appState {
@@ -240,18 +345,69 @@ func (b *Builder) DeleteBundle(appID, version string) {
 	}
 }
 
-func (b *Builder) shard(k overrideKey) map[overrideKey]string {
-	i := shardOf(k)
-	if !b.ownShards[i] {
-		old := b.next.overrides[i]
-		m := make(map[overrideKey]string, len(old)+1)
-		for k, v := range old {
-			m[k] = v
-		}
-		b.next.overrides[i] = m
-		b.ownShards[i] = true
+// ovrOwned is what a builder knows about an app's overrides it copied.
+type ovrOwned struct {
+	shards [overrideShards]bool
+	// index maps channel names to their place in names; built on first use.
+	index map[string]uint32
+}
+
+// ovrApp returns the app's overrides owned by this builder, copying them
+// (without their shards) on first use; nil when absent and !create.
+func (b *Builder) ovrApp(appID string, create bool) (*appOverrides, *ovrOwned) {
+	if own := b.ownOvr[appID]; own != nil {
+		return b.next.overrides[appID], own
 	}
-	return b.next.overrides[i]
+	old := b.next.overrides[appID]
+	if old == nil && !create {
+		return nil, nil
+	}
+	if !b.ownOvrMap {
+		b.next.overrides = maps.Clone(b.next.overrides)
+		if b.next.overrides == nil {
+			b.next.overrides = map[string]*appOverrides{}
+		}
+		b.ownOvrMap = true
+	}
+	a := &appOverrides{}
+	if old != nil {
+		*a = *old
+		// Appending must never write into a table older snapshots share.
+		a.names = slices.Clip(a.names)
+	}
+	own := &ovrOwned{}
+	b.next.overrides[appID] = a
+	b.ownOvr[appID] = own
+	return a, own
+}
+
+func (b *Builder) ovrShard(a *appOverrides, own *ovrOwned, i int) *ovrShard {
+	if !own.shards[i] {
+		sh := &ovrShard{}
+		if old := a.shards[i]; old != nil {
+			sh.uuids, sh.other = maps.Clone(old.uuids), maps.Clone(old.other)
+		}
+		a.shards[i] = sh
+		own.shards[i] = true
+	}
+	return a.shards[i]
+}
+
+func (b *Builder) channelIndex(a *appOverrides, own *ovrOwned, name string) uint32 {
+	if own.index == nil {
+		own.index = make(map[string]uint32, len(a.names)+1)
+		for i, n := range a.names {
+			own.index[n] = uint32(i)
+		}
+	}
+	if i, ok := own.index[name]; ok {
+		return i
+	}
+	name = b.internStr(name)
+	i := uint32(len(a.names))
+	a.names = append(a.names, name)
+	own.index[name] = i
+	return i
 }
 
 func (b *Builder) internStr(s string) string {
@@ -262,23 +418,79 @@ func (b *Builder) internStr(s string) string {
 	return s
 }
 
+// internBytes is internStr for bytes; it allocates only for a new string.
+func (b *Builder) internBytes(p []byte) string {
+	if v, ok := b.intern[string(p)]; ok {
+		return v
+	}
+	s := string(p)
+	b.intern[s] = s
+	return s
+}
+
 // PutOverride pins a device; DeviceID is lowercased here.
 func (b *Builder) PutOverride(o Override) {
-	k := overrideKey{b.internStr(o.AppID), strings.ToLower(o.DeviceID)}
-	sh := b.shard(k)
-	if _, ok := sh[k]; !ok {
+	dev := strings.ToLower(o.DeviceID)
+	if u, ok := parseUUID(dev); ok {
+		b.putOverrideUUID(o.AppID, u, o.Channel)
+		return
+	}
+	a, own := b.ovrApp(b.internStr(o.AppID), true)
+	sh := b.ovrShard(a, own, stringShard(dev))
+	if sh.other == nil {
+		sh.other = map[string]uint32{}
+	}
+	if _, ok := sh.other[dev]; !ok {
+		a.n++
 		b.next.nOverride++
 	}
-	sh[k] = b.internStr(o.Channel)
+	sh.other[dev] = b.channelIndex(a, own, o.Channel)
+}
+
+func (b *Builder) putOverrideUUID(appID string, u uuid, channel string) {
+	a, own := b.ovrApp(b.internStr(appID), true)
+	sh := b.ovrShard(a, own, uuidShard(u))
+	if sh.uuids == nil {
+		sh.uuids = map[uuid]uint32{}
+	}
+	if _, ok := sh.uuids[u]; !ok {
+		a.n++
+		b.next.nOverride++
+	}
+	sh.uuids[u] = b.channelIndex(a, own, channel)
 }
 
 // DeleteOverride unpins a device.
 func (b *Builder) DeleteOverride(appID, deviceID string) {
-	k := overrideKey{appID, strings.ToLower(deviceID)}
-	if _, ok := b.next.overrides[shardOf(k)][k]; !ok {
+	dev := strings.ToLower(deviceID)
+	if u, ok := parseUUID(dev); ok {
+		b.deleteOverrideUUID(appID, u)
 		return
 	}
-	delete(b.shard(k), k)
+	i := stringShard(dev)
+	if _, ok := b.next.Override(appID, dev); !ok {
+		return
+	}
+	a, own := b.ovrApp(appID, false)
+	delete(b.ovrShard(a, own, i).other, dev)
+	a.n--
+	b.next.nOverride--
+}
+
+func (b *Builder) deleteOverrideUUID(appID string, u uuid) {
+	a := b.next.overrides[appID]
+	if a == nil {
+		return
+	}
+	i := uuidShard(u)
+	if sh := a.shards[i]; sh == nil {
+		return
+	} else if _, ok := sh.uuids[u]; !ok {
+		return
+	}
+	a, own := b.ovrApp(appID, false)
+	delete(b.ovrShard(a, own, i).uuids, u)
+	a.n--
 	b.next.nOverride--
 }
 
@@ -317,6 +529,11 @@ func (b *Builder) Build() *Snapshot {
 		}
 		slices.SortFunc(list, func(x, y *Channel) int { return strings.Compare(x.Name, y.Name) })
 		a.channelList = list
+	}
+	for id := range b.ownOvr {
+		if a := b.next.overrides[id]; a != nil && a.n == 0 {
+			delete(b.next.overrides, id) // b owns this map
+		}
 	}
 	s := b.next
 	b.next = nil

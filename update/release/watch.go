@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,6 +22,9 @@ const (
 	// snapshot then copy each override shard once per batch, not per key.
 	batchMin = 5 * time.Millisecond
 	batchMax = 250 * time.Millisecond
+	// bigLoad is the number of keys from which an initial load returns
+	// its garbage to the OS at once.
+	bigLoad = 10_000
 )
 
 var (
@@ -99,6 +104,12 @@ initial:
 		}
 	}
 	s.publish(b.Build(), rev)
+	if n >= bigLoad {
+		// The load's garbage (every entry it decoded) is several times the
+		// snapshot; hand it back to the OS now rather than keep it as
+		// GC headroom for the life of the process.
+		debug.FreeOSMemory()
+	}
 	s.log.Info("release snapshot loaded", "keys", n, "overrides", s.Snapshot().OverrideCount(), "took", time.Since(start))
 	s.loaded.Store(true)
 	s.once.Do(func() { close(s.ready) })
@@ -172,6 +183,10 @@ initial:
 // apply folds one KV entry into b. Entries it cannot decode are logged
 // and skipped so one bad value never stalls the mirror.
 func (s *Store) apply(b *Builder, e jetstream.KeyValueEntry) {
+	if strings.HasPrefix(e.Key(), ovrKeyPrefix) {
+		s.applyOverride(b, e)
+		return
+	}
 	pk, err := parseKey(e.Key())
 	if err != nil {
 		s.log.Warn("release bucket: skipping unknown key", "key", e.Key(), "err", err)
@@ -218,18 +233,6 @@ func (s *Store) apply(b *Builder, e jetstream.KeyValueEntry) {
 		}
 		bu.AppID, bu.Version = pk.segs[0], pk.segs[1]
 		b.PutBundle(bu)
-	case kindOverride:
-		if del {
-			b.DeleteOverride(pk.segs[0], pk.segs[1])
-			return
-		}
-		var o Override
-		if err := json.Unmarshal(e.Value(), &o); err != nil {
-			bad(err)
-			return
-		}
-		o.AppID, o.DeviceID = pk.segs[0], pk.segs[1]
-		b.PutOverride(o)
 	case kindToken:
 		if del {
 			b.DeleteToken(pk.segs[0])
@@ -244,5 +247,37 @@ func (s *Store) apply(b *Builder, e jetstream.KeyValueEntry) {
 		b.PutToken(t)
 	case kindChanSeq:
 		// Bookkeeping for channel ids; not part of the snapshot.
+	}
+}
+
+// applyOverride is apply for override keys, the bulk of a large bucket:
+// a UUID device id goes from the key straight to its 16 bytes, and the
+// app id is interned, so a kept override allocates no strings.
+func (s *Store) applyOverride(b *Builder, e jetstream.KeyValueEntry) {
+	var buf ovrKeyBuf
+	appB, devB, err := parseOvrKey(e.Key(), &buf)
+	if err != nil {
+		s.log.Warn("release bucket: skipping unknown key", "key", e.Key(), "err", err)
+		return
+	}
+	app := b.internBytes(appB)
+	u, isUUID := parseUUID(devB)
+	if e.Operation() != jetstream.KeyValuePut {
+		if isUUID {
+			b.deleteOverrideUUID(app, u)
+		} else {
+			b.DeleteOverride(app, string(devB))
+		}
+		return
+	}
+	var v Override
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		s.log.Warn("release bucket: skipping undecodable value", "key", e.Key(), "revision", e.Revision(), "err", err)
+		return
+	}
+	if isUUID {
+		b.putOverrideUUID(app, u, v.Channel)
+	} else {
+		b.PutOverride(Override{AppID: app, DeviceID: string(devB), Channel: v.Channel})
 	}
 }
