@@ -64,7 +64,7 @@ type Config struct {
 // Handler serves POST /stats.
 type Handler struct {
 	cfg        Config
-	js         jetstream.JetStream
+	pub        *publisher // nil without JetStream
 	m          *metrics
 	log        *slog.Logger
 	retryAfter string
@@ -72,9 +72,9 @@ type Handler struct {
 	pool       sync.Pool // *reqState
 }
 
-// New builds the handler. It publishes through its own JetStream context
-// on cfg.JetStream's connection, configured with a bounded async publish
-// window and an ack timeout, so abandoned publishes cannot pile up.
+// New builds the handler. It publishes on cfg.JetStream's connection with
+// its own ack matching (see publisher): a bounded window of unacknowledged
+// messages, and every request stops waiting at PublishTimeout.
 func New(cfg Config) *Handler {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -104,18 +104,8 @@ func New(cfg Config) *Handler {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.JetStream != nil {
-		h.js = cfg.JetStream
 		if nc := cfg.JetStream.Conn(); nc != nil {
-			js, err := jetstream.New(nc,
-				jetstream.WithPublishAsyncMaxPending(cfg.MaxPendingPublishes),
-				// Frees the window slot of an ack that never comes; the
-				// request itself stops waiting at PublishTimeout.
-				jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout+time.Second))
-			if err == nil {
-				h.js = js
-			} else {
-				h.log.Warn("stats publisher: using the shared JetStream context", "err", err)
-			}
+			h.pub = newPublisher(nc, cfg.MaxPendingPublishes)
 		}
 	}
 	h.pool.New = func() any { return new(reqState) }
@@ -124,18 +114,17 @@ func New(cfg Config) *Handler {
 
 // reqState is the per-request scratch, pooled.
 type reqState struct {
-	body []byte
-	dec  decoder
-	out  []byte
-	futs []pending
-	cnt  []labelCount
-	keys []string
-}
-
-// pending is a published event waiting for its acknowledgement.
-type pending struct {
-	f jetstream.PubAckFuture
-	i int // index in the request's items
+	body  []byte
+	dec   decoder
+	out   []byte
+	cnt   []labelCount
+	keys  []string
+	batch batch
+	msg   nats.Msg
+	hdr   nats.Header
+	data  []byte
+	reply []byte
+	idx   []int // item index of each published message
 }
 
 type labelCount struct {
@@ -152,8 +141,6 @@ func (h *Handler) putState(st *reqState) {
 		st.body = nil
 	}
 	st.dec.reset()
-	clear(st.futs)
-	st.futs = st.futs[:0]
 	clear(st.cnt)
 	st.cnt = st.cnt[:0]
 	h.pool.Put(st)
@@ -287,84 +274,86 @@ func (h *Handler) attribute(items []item, received int64) (snap *release.Snapsho
 // errUnavailable is a publish that could not start.
 var errUnavailable = errors.New("jetstream unavailable")
 
-// publish sends every valid event asynchronously, then waits for all the
-// acknowledgements. It returns nil only when JetStream acknowledged every
-// one (as stored or as a duplicate of a stored one).
+// publish sends every valid event asynchronously, one message each with
+// its id as Nats-Msg-Id, then waits for all the acknowledgements. It
+// returns nil only when JetStream acknowledged every one (as stored or as
+// a duplicate of a stored one).
 func (h *Handler) publish(ctx context.Context, st *reqState, snap *release.Snapshot, items []item, valid int) error {
-	if h.js == nil {
+	if h.pub == nil {
 		h.m.publishErrors.Add(float64(valid))
 		return errUnavailable
 	}
-	if s := h.js.Conn().Status(); s != nats.CONNECTED {
+	if s := h.pub.nc.Status(); s != nats.CONNECTED {
 		// Don't park events in the reconnect buffer for a request that
 		// will be answered 503 anyway.
 		h.m.publishErrors.Add(float64(valid))
 		return errors.Join(errUnavailable, errors.New("nats connection "+s.String()))
 	}
+	if err := h.pub.subscribe(); err != nil {
+		h.m.publishErrors.Add(float64(valid))
+		return errors.Join(errUnavailable, err)
+	}
 	deadline := time.Now().Add(h.cfg.PublishTimeout)
-	stall := jetstream.WithStallWait(h.cfg.PublishTimeout)
-	// One fresh buffer holds every message of the request: a publish may
-	// be retried by the client library after this request gave up, so
-	// message data is never reused.
-	data := make([]byte, 0, len(st.body)+valid*160)
-	var subjApp, subj string
-	var firstErr error
+	b := &st.batch
+	if err := h.pub.begin(b, valid, deadline); err != nil {
+		h.m.publishErrors.Add(float64(valid))
+		return err
+	}
+	// The connection copies subject, headers and data into its buffer
+	// before PublishMsg returns, so one message, header and buffer serve
+	// every event.
+	if st.hdr == nil {
+		st.hdr = nats.Header{jetstream.MsgIDHeader: make([]string, 1)}
+	}
+	msg := &st.msg
+	msg.Header = st.hdr
+	idv := st.hdr[jetstream.MsgIDHeader]
+	st.idx = st.idx[:0]
+	var subjApp string
+	var sendErr error
 	for i := range items {
 		it := &items[i]
 		if it.err != nil {
 			continue
 		}
-		if it.ev.AppID != subjApp || subj == "" {
-			subjApp, subj = it.ev.AppID, schema.EventSubject(it.ev.AppID)
+		if it.ev.AppID != subjApp || msg.Subject == "" {
+			subjApp, msg.Subject = it.ev.AppID, schema.EventSubject(it.ev.AppID)
 		}
-		if time.Now().After(deadline) {
-			firstErr = jetstream.ErrAsyncPublishTimeout
+		k := len(st.idx)
+		st.reply = h.pub.replySubject(st.reply[:0], b, k)
+		msg.Reply = string(st.reply)
+		st.data, st.keys = appendEvent(st.data[:0], &it.ev, st.keys)
+		msg.Data = st.data
+		idv[0] = it.ev.ID
+		if err := h.pub.nc.PublishMsg(msg); err != nil {
+			sendErr = err
 			break
 		}
-		start := len(data)
-		data, st.keys = appendEvent(data, &it.ev, st.keys)
-		msg := &nats.Msg{
-			Subject: subj,
-			Data:    data[start:len(data):len(data)],
-			Header:  nats.Header{jetstream.MsgIDHeader: []string{it.ev.ID}},
-		}
-		f, err := h.js.PublishMsgAsync(msg, stall)
-		if err != nil {
-			firstErr = err
-			break
-		}
-		st.futs = append(st.futs, pending{f: f, i: i})
+		st.idx = append(st.idx, i)
 	}
-	failed := valid - len(st.futs)
+	msg.Data, msg.Reply, idv[0] = nil, "", ""
+	if sendErr != nil {
+		h.pub.unsent(b, len(st.idx), sendErr)
+	}
 	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
-	expired := false
-	for i, p := range st.futs {
-		select {
-		case ack := <-p.f.Ok():
-			if ack != nil && !ack.Duplicate {
-				st.add(snap, &items[p.i].ev)
-			}
-		case err := <-p.f.Err():
+	var waitErr error
+	select {
+	case <-b.done:
+	case <-timer.C:
+		waitErr = jetstream.ErrAsyncPublishTimeout
+	case <-ctx.Done():
+		waitErr = ctx.Err()
+	}
+	timer.Stop()
+	h.pub.end(b)
+	failed := 0
+	for k, a := range b.acks {
+		switch a {
+		case ackStored:
+			st.add(snap, &items[st.idx[k]].ev)
+		case ackDuplicate:
+		default:
 			failed++
-			if firstErr == nil {
-				firstErr = err
-			}
-		case <-timer.C:
-			expired = true
-			failed += len(st.futs) - i
-			if firstErr == nil {
-				firstErr = jetstream.ErrAsyncPublishTimeout
-			}
-		case <-ctx.Done():
-			expired = true
-			failed += len(st.futs) - i
-			if firstErr == nil {
-				firstErr = ctx.Err()
-			}
-		}
-		if expired {
-			break
 		}
 	}
 	for _, c := range st.cnt {
@@ -372,10 +361,13 @@ func (h *Handler) publish(ctx context.Context, st *reqState, snap *release.Snaps
 	}
 	if failed > 0 {
 		h.m.publishErrors.Add(float64(failed))
-		if firstErr == nil {
-			firstErr = errUnavailable
+		switch {
+		case b.err != nil:
+			return b.err
+		case waitErr != nil:
+			return waitErr
 		}
-		return firstErr
+		return errUnavailable
 	}
 	return nil
 }
