@@ -1,11 +1,6 @@
 package ingest
 
-import (
-	"strings"
-	"unicode/utf8"
-
-	"github.com/capstan-io/capstan/internal/jsonwire"
-)
+import "github.com/capstan-io/capstan/internal/jsonwire"
 
 // fastDecode decodes the bodies plugins send — an array (or one object)
 // of flat event objects with strings without escapes, integers, booleans
@@ -84,36 +79,21 @@ type fastDecoder struct {
 // index after its closing brace.
 func (f *fastDecoder) object(w *wireEvent, i int) (int, bool) {
 	data := f.data
-	i = jsonwire.SkipSpace(data, i+1)
-	if i < len(data) && data[i] == '}' {
-		return i + 1, true
-	}
-	for {
-		ks, ke, ok := f.str(i)
-		if !ok {
+	i, more, ok := jsonwire.OpenObject(data, i)
+	for ok && more {
+		var ks, ke int
+		if ks, ke, ok = jsonwire.PlainString(data, jsonwire.SkipSpace(data, i)); !ok {
 			return 0, false
 		}
-		i = jsonwire.SkipSpace(data, ke+1)
-		if i >= len(data) || data[i] != ':' {
+		if i, ok = jsonwire.Colon(data, ke+1); !ok {
 			return 0, false
 		}
-		i = jsonwire.SkipSpace(data, i+1)
 		if i, ok = f.field(w, data[ks:ke], i); !ok {
 			return 0, false
 		}
-		i = jsonwire.SkipSpace(data, i)
-		if i >= len(data) {
-			return 0, false
-		}
-		switch data[i] {
-		case ',':
-			i = jsonwire.SkipSpace(data, i+1)
-		case '}':
-			return i + 1, true
-		default:
-			return 0, false
-		}
+		i, more, ok = jsonwire.NextMember(data, i)
 	}
+	return i, ok
 }
 
 // field reads the value at i for key and returns the index after it.
@@ -153,99 +133,37 @@ func (f *fastDecoder) field(w *wireEvent, key []byte, i int) (int, bool) {
 	case "is_prod":
 		return f.boolValue(&w.IsProd, i)
 	case "metadata":
-		return f.metadata(w, i)
+		return jsonwire.StringMap(f.data, f.body, i, &w.Metadata)
 	case "timestamp":
 		return f.timestamp(&w.Timestamp, i)
 	default:
-		// encoding/json also matches keys case-insensitively (Unicode
-		// folding included): leave those keys to it.
-		if foldsToField(key) {
-			return 0, false
-		}
-		return f.skipScalar(i)
+		return jsonwire.SkipUnknown(f.data, i, key, wireFieldNames[:])
 	}
-	// A string field: null leaves it as it was, like encoding/json.
-	if isNull(f.data, i) {
-		return i + 4, true
+	if s, e, ok := jsonwire.PlainString(f.data, i); ok {
+		*dst = f.body[s:e]
+		return e + 1, true
 	}
-	s, e, ok := f.str(i)
-	if !ok {
-		return 0, false
-	}
-	*dst = f.body[s:e]
-	return e + 1, true
-}
-
-// str scans the string whose opening quote is at i: its contents are
-// data[start:end], the closing quote at end. Only strings encoding/json
-// copies verbatim pass: no escapes, no control bytes, valid UTF-8.
-func (f *fastDecoder) str(i int) (start, end int, ok bool) {
-	data := f.data
-	if i >= len(data) || data[i] != '"' {
-		return 0, 0, false
-	}
-	start = i + 1
-	high := false
-	for i = start; i < len(data); i++ {
-		switch c := data[i]; {
-		case c == '"':
-			if high && !utf8.Valid(data[start:i]) {
-				return 0, 0, false
-			}
-			return start, i, true
-		case c < 0x20 || c == '\\':
-			return 0, 0, false
-		case c >= 0x80:
-			high = true
-		}
-	}
-	return 0, 0, false
-}
-
-// integer scans a JSON integer of at most 18 digits without leading
-// zeros at i (not followed by a fraction or exponent) and returns it and
-// the index after it.
-func (f *fastDecoder) integer(i int) (v int64, end int, ok bool) {
-	data := f.data
-	neg := i < len(data) && data[i] == '-'
-	if neg {
-		i++
-	}
-	start := i
-	for i < len(data) && data[i] >= '0' && data[i] <= '9' {
-		v = v*10 + int64(data[i]-'0')
-		i++
-	}
-	n := i - start
-	if n == 0 || n > 18 || n > 1 && data[start] == '0' {
-		return 0, 0, false
-	}
-	if i < len(data) && (data[i] == '.' || data[i] == 'e' || data[i] == 'E') {
-		return 0, 0, false
-	}
-	if neg {
-		v = -v
-	}
-	return v, i, true
+	// null leaves a string as it was, like encoding/json.
+	return i + 4, jsonwire.IsNull(f.data, i)
 }
 
 // flexValue reads version_build/version_code: a string, an integer kept
 // as its text, or null (which clears it, as flexString.UnmarshalJSON does).
 func (f *fastDecoder) flexValue(dst *flexString, i int) (int, bool) {
 	data := f.data
-	if isNull(data, i) {
+	if jsonwire.IsNull(data, i) {
 		*dst = ""
 		return i + 4, true
 	}
 	if i < len(data) && data[i] == '"' {
-		s, e, ok := f.str(i)
+		s, e, ok := jsonwire.PlainString(data, i)
 		if !ok {
 			return 0, false
 		}
 		*dst = flexString(f.body[s:e])
 		return e + 1, true
 	}
-	_, end, ok := f.integer(i)
+	_, end, ok := jsonwire.Int(data, i)
 	if !ok {
 		return 0, false
 	}
@@ -256,102 +174,25 @@ func (f *fastDecoder) flexValue(dst *flexString, i int) (int, bool) {
 // boolValue reads is_emulator/is_prod as jsonwire.OptBool does; what it
 // refuses goes to encoding/json, which reports the error.
 func (f *fastDecoder) boolValue(dst *jsonwire.OptBool, i int) (int, bool) {
-	data := f.data
+	v, null, end, ok := jsonwire.NullableBool(f.data, i)
 	switch {
-	case hasWord(data, i, "true"):
-		*dst = jsonwire.BoolTrue
-		return i + 4, true
-	case hasWord(data, i, "false"):
-		*dst = jsonwire.BoolFalse
-		return i + 5, true
-	case isNull(data, i):
+	case !ok:
+	case null:
 		*dst = jsonwire.BoolUnset
-		return i + 4, true
+	case v:
+		*dst = jsonwire.BoolTrue
+	default:
+		*dst = jsonwire.BoolFalse
 	}
-	return 0, false
+	return end, ok
 }
 
 // timestamp reads an integer (or null, which clears it).
 func (f *fastDecoder) timestamp(dst *optInt, i int) (int, bool) {
-	if isNull(f.data, i) {
-		*dst = optInt{}
-		return i + 4, true
+	v, null, end, ok := jsonwire.NullableInt(f.data, i)
+	if ok {
+		*dst = optInt{V: v, Set: !null}
 	}
-	v, end, ok := f.integer(i)
-	if !ok {
-		return 0, false
-	}
-	*dst = optInt{V: v, Set: true}
-	return end, true
-}
-
-// metadata reads a flat object of strings (or null) into w.Metadata,
-// adding to a map an earlier "metadata" key made, like encoding/json.
-func (f *fastDecoder) metadata(w *wireEvent, i int) (int, bool) {
-	data := f.data
-	if isNull(data, i) {
-		w.Metadata = nil
-		return i + 4, true
-	}
-	if i >= len(data) || data[i] != '{' {
-		return 0, false
-	}
-	if w.Metadata == nil {
-		w.Metadata = make(map[string]string)
-	}
-	i = jsonwire.SkipSpace(data, i+1)
-	if i < len(data) && data[i] == '}' {
-		return i + 1, true
-	}
-	for {
-		ks, ke, ok := f.str(i)
-		if !ok {
-			return 0, false
-		}
-		i = jsonwire.SkipSpace(data, ke+1)
-		if i >= len(data) || data[i] != ':' {
-			return 0, false
-		}
-		i = jsonwire.SkipSpace(data, i+1)
-		vs, ve, ok := f.str(i) // null values go to encoding/json
-		if !ok {
-			return 0, false
-		}
-		w.Metadata[f.body[ks:ke]] = f.body[vs:ve]
-		i = jsonwire.SkipSpace(data, ve+1)
-		if i >= len(data) {
-			return 0, false
-		}
-		switch data[i] {
-		case ',':
-			i = jsonwire.SkipSpace(data, i+1)
-		case '}':
-			return i + 1, true
-		default:
-			return 0, false
-		}
-	}
-}
-
-// skipScalar passes over the value of an unknown key: a string, literal
-// or integer; objects, arrays and other numbers return false.
-func (f *fastDecoder) skipScalar(i int) (int, bool) {
-	data := f.data
-	if i >= len(data) {
-		return 0, false
-	}
-	switch c := data[i]; {
-	case c == '"':
-		_, e, ok := f.str(i)
-		return e + 1, ok
-	case c == 't':
-		return i + 4, hasWord(data, i, "true")
-	case c == 'f':
-		return i + 5, hasWord(data, i, "false")
-	case c == 'n':
-		return i + 4, isNull(data, i)
-	}
-	_, end, ok := f.integer(i)
 	return end, ok
 }
 
@@ -359,31 +200,3 @@ func (f *fastDecoder) skipScalar(i int) (int, bool) {
 var wireFieldNames = [...]string{"app_id", "device_id", "platform", "action", "version_name",
 	"old_version_name", "version_build", "version_code", "version_os", "plugin_version", "custom_id",
 	"defaultChannel", "install_source", "key_id", "is_emulator", "is_prod", "metadata", "timestamp"}
-
-// foldsToField reports whether key could match a field other than
-// exactly: equal under case folding, or not ASCII at all.
-func foldsToField(key []byte) bool {
-	for _, c := range key {
-		if c >= 0x80 {
-			return true
-		}
-	}
-	for _, f := range wireFieldNames {
-		if len(f) == len(key) && strings.EqualFold(f, string(key)) {
-			return true
-		}
-	}
-	return false
-}
-
-// hasWord reports whether data holds w at i, not followed by more of a
-// literal (as in "nullx").
-func hasWord(data []byte, i int, w string) bool {
-	if len(data)-i < len(w) || string(data[i:i+len(w)]) != w {
-		return false
-	}
-	j := i + len(w)
-	return j == len(data) || !(data[j] >= 'a' && data[j] <= 'z' || data[j] >= '0' && data[j] <= '9')
-}
-
-func isNull(data []byte, i int) bool { return hasWord(data, i, "null") }

@@ -1,6 +1,6 @@
-// Package jsonwire holds the reflection-free JSON pieces the device-facing
-// endpoints share: a lenient optional boolean, string, string-map and
-// error-body encoding, and whitespace skipping.
+// Package jsonwire holds the reflection-free JSON pieces Capstan shares: a
+// lenient optional boolean, string, string-map and error-body encoding, and
+// the scanners of the fast event decoders.
 package jsonwire
 
 import (
