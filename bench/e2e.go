@@ -142,7 +142,7 @@ func queryCounts(ctx context.Context, ch *ClickHouse, db string) (chCounts, erro
 func (e *Env) E2E(ctx context.Context, c Config) (*Report, error) {
 	rep := &Report{Title: "end to end", Started: time.Now()}
 	const db = "capstan"
-	ch, err := StartClickHouse(ctx, filepath.Join(e.Dir, "clickhouse"))
+	ch, err := StartClickHouse(filepath.Join(e.Dir, "clickhouse"))
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +236,7 @@ func (e *Env) E2E(ctx context.Context, c Config) (*Report, error) {
 	}
 	meter := newCPUMeter()
 	meter.add("front+consumer", front.Proc.Cmd.Process.Pid)
-	meter.add("clickhouse", ch.Proc.Cmd.Process.Pid)
+	meter.add("clickhouse", ch.Pid())
 	meter.add("generator", os.Getpid())
 	meter.begin()
 	t0 := time.Now()
