@@ -250,3 +250,52 @@ func TestShutdownDuringOutageHandsBatchesBack(t *testing.T) {
 		t.Errorf("redeliveries_total = %v, want the 200 events of the two batches", got)
 	}
 }
+
+// postRaw sends one body to the front and returns the status code.
+func (f *front) postRaw(t *testing.T, body string) int {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/stats", strings.NewReader(body))
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, req)
+	return rec.Code
+}
+
+// Event identity end to end: identical timestamp-less events sent in
+// separate requests are two rows and count twice in the rollup; a resent
+// timestamped batch adds nothing.
+func TestEventIdentityThroughPipeline(t *testing.T) {
+	ne := startNATS(t)
+	db := newCHDB(t, chtest.Shared(t))
+	f := newFront(ne.js)
+	startConsumer(t, testConfig(ne.js, db.conn))
+
+	const dev = `"platform":"android","device_id":"00000000-0000-4000-8000-000000000001","app_id":"com.example.identity",` +
+		`"version_name":"1.0.0","old_version_name":"","plugin_version":"8.51.23","is_emulator":false,"is_prod":true`
+	bare := `{` + dev + `,"action":"download_manifest_start"}`
+	for i := 0; i < 2; i++ {
+		if code := f.postRaw(t, bare); code != 200 {
+			t.Fatalf("timestamp-less send %d: %d", i, code)
+		}
+	}
+	batch := `[{` + dev + `,"action":"set","timestamp":1750000000000},{` + dev + `,"action":"app_launch_ready","timestamp":1750000000001}]`
+	for i := 0; i < 3; i++ {
+		if code := f.postRaw(t, batch); code != 200 {
+			t.Fatalf("batch send %d: %d", i, code)
+		}
+	}
+	db.waitCounts(t, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for action, want := range map[string]uint64{"download_manifest_start": 2, "set": 1, "app_launch_ready": 1} {
+		var rows, rollup uint64
+		if err := db.conn.QueryRow(ctx, "SELECT count() FROM capstan_events WHERE action = ?", action).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.conn.QueryRow(ctx, "SELECT uniqExactMerge(events) FROM capstan_events_minute WHERE action = ?", action).Scan(&rollup); err != nil {
+			t.Fatal(err)
+		}
+		if rows != want || rollup != want {
+			t.Errorf("%s: %d rows, rollup %d, want %d", action, rows, rollup, want)
+		}
+	}
+}

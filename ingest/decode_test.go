@@ -144,6 +144,30 @@ func TestEventIDsStable(t *testing.T) {
 	}
 }
 
+// The per-request nonce changes the ids of timestamp-less events only.
+func TestEventIDNonce(t *testing.T) {
+	id := func(nonce byte, body string) string {
+		var d decoder
+		d.h.nonce[15] = nonce
+		_, items, berr := d.decode([]byte(body), 10)
+		if berr != nil || len(items) != 1 || items[0].err != nil {
+			t.Fatalf("%s: %v %+v", body, berr, items)
+		}
+		return items[0].ev.ID
+	}
+	stamped := base(`"timestamp":1749999999000`)
+	if id(1, stamped) != id(2, stamped) || id(1, stamped) != id(0, stamped) {
+		t.Error("nonce changed a timestamped event's id")
+	}
+	bare := base("")
+	if id(1, bare) == id(2, bare) || id(1, bare) == id(0, bare) {
+		t.Error("nonce did not change a timestamp-less event's id")
+	}
+	if id(1, bare) != id(1, bare) {
+		t.Error("same nonce, different ids")
+	}
+}
+
 func TestBadBoolMessage(t *testing.T) {
 	for _, extra := range []string{`"is_prod":"maybe"`, `"is_emulator":2`} {
 		it := decodeOne(t, base(extra))

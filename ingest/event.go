@@ -337,19 +337,26 @@ func checkMetadata(m map[string]string) *eventError {
 // Event ids.
 //
 // The id is the first 16 bytes of SHA-256 over a canonical, length-prefixed
-// encoding of what the device sent (never the receive time), in hex: a
-// resent batch maps to the same ids, so JetStream (Nats-Msg-Id) and
-// ClickHouse (event_id) drop the copies.
+// encoding of what the device sent (never the receive time), in hex, and
+// it is also the Nats-Msg-Id, so JetStream and ClickHouse (event_id) drop
+// copies.
 //
-// Two genuinely distinct events can have identical content only when the
-// device sent no timestamp (old plugins) or two identical events in the
-// same millisecond. To keep those apart inside one request, the k-th
-// repetition of identical content in a request hashes k in as well
-// ("occurrence"). That is stable across resends, unlike the batch index,
-// which shifts when a device resends old events together with new ones.
-// Identical timestamp-less events in different requests still collapse
-// into one; that is the price of deduplicating resends without a
-// device-side id.
+// Timestamped events get a content id: the plugin queues them (with
+// "timestamp", CapgoUpdater.java:2952, CapgoUpdater.swift:3336) and resends
+// the same batch verbatim on 429, 408 and 5xx (CapgoUpdater.java:3224-3241,
+// isTransientStatsFailure :3275; CapgoUpdater.swift:3481, :3520), so a
+// resend must map to the same ids.
+//
+// Timestamp-less events (the Android download worker,
+// sendStatsAsync, DownloadService.java:482-535, and rate_limit_reached,
+// CapgoUpdater.java:2288-2340, CapgoUpdater.swift:707-745) are single
+// objects sent once and never resent: their callbacks only log or release
+// the rate-limit claim. Identical ones are distinct events, so their id
+// also hashes a per-request nonce.
+//
+// Inside one request, the k-th repetition of identical content hashes k
+// in as well ("occurrence"), which is stable across resends, unlike the
+// batch index.
 
 const idVersion = "capstan.event.v1"
 
@@ -360,10 +367,13 @@ type idDigest [16]byte
 
 // hasher computes event ids, reusing its scratch buffers.
 type hasher struct {
-	buf  []byte
-	keys []string
-	list []idDigest          // base digests of this request's events
-	seen map[idDigest]uint32 // their counts, once the request is large
+	// nonce is hashed into the ids of timestamp-less events; the handler
+	// sets a fresh one per request. Zero (tests only) leaves it out.
+	nonce [16]byte
+	buf   []byte
+	keys  []string
+	list  []idDigest          // base digests of this request's events
+	seen  map[idDigest]uint32 // their counts, once the request is large
 }
 
 // appendCanonical writes the device-sent content of w (normalised where
@@ -383,6 +393,9 @@ func (h *hasher) appendCanonical(b []byte, w *wireEvent, ev *schema.Event) []byt
 		b = binary.BigEndian.AppendUint64(b, uint64(w.Timestamp.V))
 	} else {
 		b = append(b, 0)
+		if h.nonce != ([16]byte{}) {
+			b = append(b, h.nonce[:]...)
+		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(w.Metadata)))
 	if len(w.Metadata) > 0 {

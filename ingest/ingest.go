@@ -4,6 +4,8 @@ package ingest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -70,6 +72,8 @@ type Handler struct {
 	retryAfter string
 	lastLog    atomic.Int64
 	pool       sync.Pool // *reqState
+	seed       [8]byte   // random per process: nonces differ across restarts
+	seq        atomic.Uint64
 }
 
 // New builds the handler. It publishes on cfg.JetStream's connection with
@@ -109,7 +113,16 @@ func New(cfg Config) *Handler {
 		}
 	}
 	h.pool.New = func() any { return new(reqState) }
+	_, _ = rand.Read(h.seed[:]) // never fails (crypto/rand)
 	return h
+}
+
+// nonce is unique per request of this process, and random across
+// processes; see the event id comment in event.go.
+func (h *Handler) nonce() (n [16]byte) {
+	copy(n[:8], h.seed[:])
+	binary.BigEndian.PutUint64(n[8:], h.seq.Add(1))
+	return n
 }
 
 // reqState is the per-request scratch, pooled.
@@ -168,6 +181,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) int {
 	if berr != nil {
 		return writeError(w, berr.status, berr.code, berr.message)
 	}
+	st.dec.h.nonce = h.nonce()
 	array, items, berr := st.dec.decode(body, h.cfg.MaxEvents)
 	if berr != nil {
 		return writeError(w, berr.status, berr.code, berr.message)

@@ -398,9 +398,11 @@ func TestTooLargeWithoutContentLength(t *testing.T) {
 
 func TestResentBatchIsNotDuplicated(t *testing.T) {
 	e := newEnv(t, schema.DefaultStreamLimits(), nil)
-	// Two identical timestamp-less events are two events; resending the
-	// batch (the answer was lost) must not add any.
-	batch := "[" + strings.Join([]string{event("app_moved_to_foreground"), event("app_moved_to_foreground"),
+	// The plugin's queue resends a batch verbatim when the answer is lost
+	// or transient; its events are timestamped. Two identical events in
+	// one batch are still two.
+	batch := "[" + strings.Join([]string{event("app_moved_to_foreground", `"timestamp":1749999999000`),
+		event("app_moved_to_foreground", `"timestamp":1749999999000`),
 		event("set", `"timestamp":1749999999000`), event("set", `"timestamp":1749999999001`)}, ",") + "]"
 	for i := 0; i < 3; i++ {
 		if r := e.post(batch); r.Code != 200 {
@@ -419,13 +421,44 @@ func TestResentBatchIsNotDuplicated(t *testing.T) {
 	}
 	ids := map[string]bool{}
 	for _, s := range got {
-		if ids[s.ev.ID] {
-			t.Fatalf("duplicate id %s", s.ev.ID)
+		if ids[s.ev.ID] || s.msgID != s.ev.ID {
+			t.Fatalf("duplicate id %s (msg id %s)", s.ev.ID, s.msgID)
 		}
 		ids[s.ev.ID] = true
 	}
 	if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=set", "platform=android"); v != 2 {
 		t.Errorf("events_total{set} = %v, want 2 (duplicates not counted)", v)
+	}
+}
+
+// Timestamp-less single objects (Android's download worker,
+// rate_limit_reached) are never resent by the plugin: identical ones in
+// separate requests are separate events.
+func TestTimestamplessEventsInSeparateRequests(t *testing.T) {
+	e := newEnv(t, schema.DefaultStreamLimits(), nil)
+	ev := event("download_manifest_start")
+	for i := 0; i < 2; i++ {
+		if r := e.post(ev); r.Code != 200 {
+			t.Fatalf("send %d: %d %s", i, r.Code, r.raw)
+		}
+	}
+	// Inside one request too.
+	if r := e.post("[" + ev + "," + ev + "]"); r.Code != 200 {
+		t.Fatalf("array: %d %s", r.Code, r.raw)
+	}
+	got := e.streamEvents()
+	if len(got) != 4 {
+		t.Fatalf("stream holds %d events, want 4", len(got))
+	}
+	ids := map[string]bool{}
+	for _, s := range got {
+		if ids[s.msgID] {
+			t.Fatalf("msg id %s given twice", s.msgID)
+		}
+		ids[s.msgID] = true
+	}
+	if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=download_manifest_start", "platform=android"); v != 4 {
+		t.Errorf("events_total = %v, want 4", v)
 	}
 }
 
