@@ -56,6 +56,7 @@ const (
 	CodeDevice               = "disable_device"
 	CodeKeyIDMismatch        = "key_id_mismatch"
 	CodePrivateChannel       = "cannot_update_via_private_channel"
+	CodeEncryptionRequired   = "encryption_required"
 	CodeNoChannel            = "no_channel"
 	CodeNoBundle             = "no_bundle"
 	CodeMissingInfo          = "missing_info"
@@ -71,6 +72,7 @@ const (
 	CodeChannelNotFound      = "channel_not_found"
 	CodeSelfSetNotAllowed    = "channel_self_set_not_allowed"
 	CodePublicSelfSetBlocked = "public_channel_self_set_not_allowed"
+	CodeChoiceUnavailable    = "channel_choice_unavailable"
 )
 
 // result is a closed enumeration of answer outcomes, so metrics can index
@@ -96,6 +98,7 @@ const (
 	resDevice
 	resKeyIDMismatch
 	resPrivateChannel
+	resEncryptionRequired
 	resNoChannel
 	resNoBundle
 	resMissingInfo
@@ -128,6 +131,7 @@ var resultCodes = [numResults]string{
 	resDevice:              CodeDevice,
 	resKeyIDMismatch:       CodeKeyIDMismatch,
 	resPrivateChannel:      CodePrivateChannel,
+	resEncryptionRequired:  CodeEncryptionRequired,
 	resNoChannel:           CodeNoChannel,
 	resNoBundle:            CodeNoBundle,
 	resMissingInfo:         CodeMissingInfo,
@@ -148,7 +152,11 @@ func KindOf(code string) string {
 		return KindUpToDate
 	case CodeDisabledIOS, CodeDisabledAndroid, CodeDisabledElectron,
 		CodeToMajor, CodeToMinor, CodeToPatch, CodeToMetadata, CodeUnderNative,
-		CodeProdBuild, CodeDevBuild, CodeEmulator, CodeDevice, CodeKeyIDMismatch:
+		CodeProdBuild, CodeDevBuild, CodeEmulator, CodeDevice, CodeKeyIDMismatch,
+		// Capgo made this blocked in May 2026: as a failure it makes every
+		// check send download_fail and reject getLatest().
+		CodePrivateChannel,
+		CodeEncryptionRequired:
 		return KindBlocked
 	}
 	return KindFailed
@@ -179,31 +187,32 @@ func (f *failure) answer(channel, version string) Answer {
 }
 
 var (
-	failNoNewVersion     = newFailure(resNoNewVersion, "No new version available")
-	failAlreadyOnBuiltin = newFailure(resAlreadyOnBuiltin, "Already on builtin")
-	failDisabledIOS      = newFailure(resDisabledIOS, "Cannot update, ios is disabled for this channel")
-	failDisabledAndroid  = newFailure(resDisabledAndroid, "Cannot update, android is disabled for this channel")
-	failDisabledElectron = newFailure(resDisabledElectron, "Cannot update, electron is disabled for this channel")
-	failToMinor          = newFailure(resToMinor, "Cannot upgrade minor version")
-	failToPatch          = newFailure(resToPatch, "Cannot upgrade patch version")
-	failToMetadata       = newFailure(resToMetadata, "Cannot upgrade version, min update version > native version")
-	failUnderNative      = newFailure(resUnderNative, "Cannot revert under native version")
-	failProdBuild        = newFailure(resProdBuild, "Cannot update, prod build is disabled")
-	failDevBuild         = newFailure(resDevBuild, "Cannot update, dev build is disabled")
-	failEmulator         = newFailure(resEmulator, "Cannot update, emulator is disabled")
-	failDevice           = newFailure(resDevice, "Cannot update, device is disabled")
-	failKeyIDMismatch    = newFailure(resKeyIDMismatch, "Device encryption key does not match the bundle encryption key")
-	failPrivateChannel   = newFailure(resPrivateChannel, "Cannot update via a private channel: the channel is neither public nor allows device self-assignment")
-	failNoChannel        = newFailure(resNoChannel, "No default channel or override for this device")
-	failNoBundle         = newFailure(resNoBundle, "Cannot get bundle: the channel points at a bundle that does not exist")
-	failMissingInfo      = newFailure(resMissingInfo, "Cannot find device_id or app_id")
-	failMissingPlatform  = newFailure(resMissingInfo, "platform must be ios, android or electron")
-	failMissingBuild     = newFailure(resMissingInfo, "version_build is missing")
-	failUnknownBuild     = newFailure(resUnknownVersionBuild, "Version build is unknown, cannot proceed with update")
-	failBuildSemver      = newFailure(resSemverError, "Native version (version_build) is not semver and cannot be coerced")
-	failBundleSemver     = newFailure(resSemverError, "Bundle version is not semver; the channel policy cannot compare it")
-	failMinUpdateSemver  = newFailure(resSemverError, "Bundle min_update_version is not semver; the channel policy cannot compare it")
-	failAppNotFound      = newFailure(resAppNotFound, "App not found")
+	failNoNewVersion       = newFailure(resNoNewVersion, "No new version available")
+	failAlreadyOnBuiltin   = newFailure(resAlreadyOnBuiltin, "Already on builtin")
+	failDisabledIOS        = newFailure(resDisabledIOS, "Cannot update, ios is disabled for this channel")
+	failDisabledAndroid    = newFailure(resDisabledAndroid, "Cannot update, android is disabled for this channel")
+	failDisabledElectron   = newFailure(resDisabledElectron, "Cannot update, electron is disabled for this channel")
+	failToMinor            = newFailure(resToMinor, "Cannot upgrade minor version")
+	failToPatch            = newFailure(resToPatch, "Cannot upgrade patch version")
+	failToMetadata         = newFailure(resToMetadata, "Cannot upgrade version, min update version > native version")
+	failUnderNative        = newFailure(resUnderNative, "Cannot revert under native version")
+	failProdBuild          = newFailure(resProdBuild, "Cannot update, prod build is disabled")
+	failDevBuild           = newFailure(resDevBuild, "Cannot update, dev build is disabled")
+	failEmulator           = newFailure(resEmulator, "Cannot update, emulator is disabled")
+	failDevice             = newFailure(resDevice, "Cannot update, device is disabled")
+	failKeyIDMismatch      = newFailure(resKeyIDMismatch, "Device encryption key does not match the bundle encryption key")
+	failEncryptionRequired = newFailure(resEncryptionRequired, "This app has an encryption key (the device sent key_id) and refuses unencrypted bundles; upload this version encrypted with `npx @capgo/cli bundle encrypt`")
+	failPrivateChannel     = newFailure(resPrivateChannel, "Cannot update via a private channel: the channel is neither public nor allows device self-assignment")
+	failNoChannel          = newFailure(resNoChannel, "No default channel or override for this device")
+	failNoBundle           = newFailure(resNoBundle, "Cannot get bundle: the channel points at a bundle that does not exist")
+	failMissingInfo        = newFailure(resMissingInfo, "Cannot find device_id or app_id")
+	failMissingPlatform    = newFailure(resMissingInfo, "platform must be ios, android or electron")
+	failMissingBuild       = newFailure(resMissingInfo, "version_build is missing")
+	failUnknownBuild       = newFailure(resUnknownVersionBuild, "Version build is unknown, cannot proceed with update")
+	failBuildSemver        = newFailure(resSemverError, "Native version (version_build) is not semver and cannot be coerced")
+	failBundleSemver       = newFailure(resSemverError, "Bundle version is not semver; the channel policy cannot compare it")
+	failMinUpdateSemver    = newFailure(resSemverError, "Bundle min_update_version is not semver; the channel policy cannot compare it")
+	failAppNotFound        = newFailure(resAppNotFound, "App not found")
 
 	builtinBody = []byte(`{"version":"builtin"}`)
 )

@@ -1,6 +1,7 @@
 package update
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
@@ -8,8 +9,10 @@ import (
 	"github.com/capstan-io/capstan/update/release"
 )
 
-// Channel calls (PROTOCOL.md §4). The server only reads: the device stores
-// its chosen channel itself and sends it back as defaultChannel.
+// Channel calls (PROTOCOL.md §4). Current plugins store their chosen
+// channel themselves and send it back as defaultChannel; for older ones
+// (see KeepsChannel) the server stores the choice, so the decisions below
+// say what to store and the handler writes it.
 
 var (
 	okBody      = healthBody
@@ -37,7 +40,26 @@ type ChannelReply struct {
 	Body   []byte
 	// Code is "" on success, else the machine error code in Body.
 	Code string
+	// Choice says what to do with the device's stored channel choice.
+	Choice ChoiceAction
 }
+
+// ChoiceAction is what a channel call does to the server-side choice.
+type ChoiceAction uint8
+
+const (
+	ChoiceKeep   ChoiceAction = iota
+	ChoicePut                 // store Request.Channel
+	ChoiceForget              // delete the stored choice
+)
+
+// ChoiceStore keeps devices' own channel choices; *release.Store is one.
+type ChoiceStore interface {
+	PutChoice(ctx context.Context, c release.Choice) error
+	DeleteChoice(ctx context.Context, app, device string) error
+}
+
+var _ ChoiceStore = (*release.Store)(nil)
 
 func channelError(code, msg string) ChannelReply {
 	return ChannelReply{Status: http.StatusOK, Body: jsonwire.ErrorBody(code, msg), Code: code}
@@ -62,8 +84,13 @@ func SetChannel(snap *release.Snapshot, req *Request) ChannelReply {
 	if !ok {
 		return channelError(CodeChannelNotFound, "channel "+quoteShort(req.Channel)+" does not exist")
 	}
+	oldPlugin := !KeepsChannel(req.PluginVersion)
 	if req.Platform != "" && ch == defaultPublic(snap, req.AppID, req.Platform) {
-		return ChannelReply{Status: http.StatusOK, Body: okUnsetBody}
+		rep := ChannelReply{Status: http.StatusOK, Body: okUnsetBody}
+		if oldPlugin {
+			rep.Choice = ChoiceForget
+		}
+		return rep
 	}
 	if !ch.AllowSelfSet {
 		if ch.Public {
@@ -74,24 +101,34 @@ func SetChannel(snap *release.Snapshot, req *Request) ChannelReply {
 	if req.Platform != "" && !ch.PlatformEnabled(req.Platform) {
 		return channelError(CodeSelfSetNotAllowed, "channel "+quoteShort(ch.Name)+" is disabled for platform "+quoteShort(req.Platform))
 	}
-	return ChannelReply{Status: http.StatusOK, Body: okBody}
+	rep := ChannelReply{Status: http.StatusOK, Body: okBody}
+	if oldPlugin {
+		rep.Choice = ChoicePut
+	}
+	return rep
 }
 
-// GetChannel decides a getChannel call: the channel serving the device,
-// "override" when it is pinned by an operator or chosen by the device, and
-// "default" when it is the app's public channel; allowSet is false when an
-// operator's pin makes a device choice pointless.
+// GetChannel decides a getChannel call: the channel the device chose
+// (defaultChannel, or the stored choice of an old plugin) when it still
+// serves it, else the app's default public channel. The plugin stores the
+// answer as its own defaultChannel, so an operator's pin is never
+// answered: it would outlive its removal on the device. allowSet is false
+// while a pin makes the device's choice moot.
 func GetChannel(snap *release.Snapshot, req *Request) ChannelReply {
 	snap, ok := knownApp(snap, req.AppID)
 	if !ok {
 		return appNotFound(req.AppID)
 	}
-	ch, viaOverride := resolve(snap, req.AppID, req.DeviceID, req.Platform, req.DefaultChannel)
+	ch := resolveOwn(snap, req.AppID, req.Platform, requestedChannel(snap, req, req.DeviceID))
 	if ch == nil {
 		return channelError(CodeNoChannel, "no channel serves this device")
 	}
-	st := ChannelState{Channel: ch.Name, Status: "override", AllowSet: !viaOverride}
-	if !viaOverride && ch == defaultPublic(snap, req.AppID, req.Platform) {
+	pinned := false
+	if name, ok := snap.Override(req.AppID, req.DeviceID); ok {
+		_, pinned = snap.Channel(req.AppID, name)
+	}
+	st := ChannelState{Channel: ch.Name, Status: "override", AllowSet: !pinned}
+	if ch == defaultPublic(snap, req.AppID, req.Platform) {
 		st.Status = "default"
 	}
 	b, _ := json.Marshal(st)
@@ -127,13 +164,16 @@ func ListChannels(snap *release.Snapshot, req *Request) ChannelReply {
 	return ChannelReply{Status: http.StatusOK, Body: b}
 }
 
-// UnsetChannel decides an unsetChannel call: nothing is stored server-side,
-// so it only checks the app exists.
+// UnsetChannel decides an unsetChannel call, which only plugins that keep
+// no channel send: forget the device's stored choice.
 func UnsetChannel(snap *release.Snapshot, req *Request) ChannelReply {
 	if _, ok := knownApp(snap, req.AppID); !ok {
 		return appNotFound(req.AppID)
 	}
-	return ChannelReply{Status: http.StatusOK, Body: okBody}
+	if req.DeviceID == "" {
+		return ChannelReply{Status: http.StatusOK, Body: okBody}
+	}
+	return ChannelReply{Status: http.StatusOK, Body: okBody, Choice: ChoiceForget}
 }
 
 // ServeChannelSelf answers /channel_self: POST setChannel, PUT getChannel,
@@ -189,7 +229,31 @@ func (h *Handler) ServeChannelSelf(w http.ResponseWriter, r *http.Request) {
 	if rep.Code != "" {
 		h.log.Debug("channel call refused", "method", r.Method, "app", req.AppID, "error", rep.Code)
 	}
+	if rep.Choice != ChoiceKeep {
+		rep = h.storeChoice(r.Context(), &req, rep)
+	}
 	writeJSON(w, rep.Status, rep.Body)
+}
+
+// storeChoice writes what a channel call decided about the device's own
+// choice. Failing, it answers an error in the body rather than a 5xx or
+// 429, which would make current plugins pause every call.
+func (h *Handler) storeChoice(ctx context.Context, req *Request, rep ChannelReply) ChannelReply {
+	if h.choices == nil {
+		return rep
+	}
+	var err error
+	switch rep.Choice {
+	case ChoicePut:
+		err = h.choices.PutChoice(ctx, release.Choice{AppID: req.AppID, DeviceID: req.DeviceID, Channel: req.Channel})
+	case ChoiceForget:
+		err = h.choices.DeleteChoice(ctx, req.AppID, req.DeviceID)
+	}
+	if err != nil {
+		h.log.Warn("store device channel choice", "app", req.AppID, "device", req.DeviceID, "err", err)
+		return channelError(CodeChoiceUnavailable, "the channel choice cannot be stored right now; retry later")
+	}
+	return rep
 }
 
 func (h *Handler) channelReject(w http.ResponseWriter, r *http.Request, rerr *RequestError) {

@@ -59,15 +59,17 @@ func Decide(req *Request, snap *release.Snapshot, opts Options) Answer {
 	deviceID := strings.ToLower(req.DeviceID)
 
 	// 2. Channel.
-	ch, viaOverride := resolve(snap, req.AppID, deviceID, req.Platform, req.DefaultChannel)
+	ch, viaOverride := resolve(snap, req.AppID, deviceID, req.Platform, requestedChannel(snap, req, deviceID))
 	if ch == nil {
 		return failNoChannel.answer("", "")
 	}
 	chName := ch.Name
 
-	// 3. Rollout.
+	// 3. Rollout. A device already on the rollout bundle keeps it while the
+	// rollout lasts, whatever its percentage: lowering it must not
+	// downgrade devices; only ending the rollout moves them off.
 	target := ch.Bundle
-	if ch.RolloutBundle != "" && inRollout(req.AppID, ch.Name, ch.RolloutBundle, deviceID, ch.RolloutPercent) {
+	if ch.RolloutBundle != "" && (req.VersionName == ch.RolloutBundle || inRollout(req.AppID, ch.Name, ch.RolloutBundle, deviceID, ch.RolloutPercent)) {
 		target = ch.RolloutBundle
 	}
 	builtinTarget := target == "" || target == "builtin"
@@ -83,10 +85,16 @@ func Decide(req *Request, snap *release.Snapshot, opts Options) Answer {
 		if keyIDMismatch(req.KeyID, b.KeyID) {
 			return failKeyIDMismatch.answer(chName, target)
 		}
+		// An app built with a public key (it sends key_id) refuses every
+		// bundle without a session key, on every check.
+		if req.KeyID != "" && !validSessionKey(b.SessionKey) {
+			return failEncryptionRequired.answer(chName, target)
+		}
 	}
 
-	// 5. Nothing to do. "builtin" compares as the native version.
-	onBuiltin := req.VersionName == "" || req.VersionName == "builtin"
+	// 5. Nothing to do. On its builtin bundle a device reports its native
+	// version as version_name (older plugins "builtin" or nothing).
+	onBuiltin := OnBuiltin(req.VersionName, vb)
 	current := req.VersionName
 	if onBuiltin {
 		current = build.canon
@@ -164,6 +172,36 @@ func Decide(req *Request, snap *release.Snapshot, opts Options) Answer {
 	return Answer{Status: http.StatusOK, Body: successBody(b, opts.PublicURL), Result: ResultUpdate, Channel: chName, Version: target, res: resUpdate}
 }
 
+// OnBuiltin reports whether a device runs the bundle shipped inside its
+// native app: version_name empty, "builtin", or equal to version_build
+// once both are coerced to semver ("5" and "5.0.0" are the same).
+func OnBuiltin(versionName, versionBuild string) bool {
+	if versionName == "" || versionName == "builtin" || versionName == versionBuild {
+		return true
+	}
+	n := parseVersion(versionName)
+	return n.v != nil && n.canon == parseVersion(versionBuild).canon
+}
+
+// validSessionKey is the plugin's own test of an encrypted bundle's key:
+// two non-empty parts around a colon.
+func validSessionKey(k string) bool {
+	iv, key, ok := strings.Cut(k, ":")
+	return ok && iv != "" && key != ""
+}
+
+// requestedChannel is the channel the device asks for: the one it sends,
+// or, for plugins that keep no channel themselves, the choice the server
+// stored for it at setChannel.
+func requestedChannel(snap *release.Snapshot, req *Request, deviceID string) string {
+	if !KeepsChannel(req.PluginVersion) {
+		if c, ok := snap.Choice(req.AppID, deviceID); ok {
+			return c
+		}
+	}
+	return req.DefaultChannel
+}
+
 // keyIDMismatch: both set and neither a prefix of the other (older plugins
 // sent a shorter key id than the 20 characters sent today).
 func keyIDMismatch(device, bundle string) bool {
@@ -224,11 +262,17 @@ func resolve(snap *release.Snapshot, appID, deviceID, platform, defaultChannel s
 		}
 		// A dangling override (channel deleted) is ignored.
 	}
+	return resolveOwn(snap, appID, platform, defaultChannel), false
+}
+
+// resolveOwn is resolve without operator overrides: the channel the
+// device asked for, or the default public one.
+func resolveOwn(snap *release.Snapshot, appID, platform, defaultChannel string) *release.Channel {
 	var requested *release.Channel
 	if defaultChannel != "" {
 		if c, ok := snap.Channel(appID, defaultChannel); ok {
 			if c.PlatformEnabled(platform) && (c.Public || c.AllowSelfSet) {
-				return c, false
+				return c
 			}
 			requested = c
 		}
@@ -239,16 +283,16 @@ func resolve(snap *release.Snapshot, appID, deviceID, platform, defaultChannel s
 			continue
 		}
 		if c.PlatformEnabled(platform) {
-			return c, false
+			return c
 		}
 		if anyPublic == nil {
 			anyPublic = c
 		}
 	}
 	if requested != nil {
-		return requested, false
+		return requested
 	}
-	return anyPublic, false
+	return anyPublic
 }
 
 // defaultPublic is the channel a device gets without asking for one.

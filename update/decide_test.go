@@ -25,7 +25,8 @@ var protocolKinds = map[string]string{
 	"disable_emulator":                  KindBlocked,
 	"disable_device":                    KindBlocked,
 	"key_id_mismatch":                   KindBlocked,
-	"cannot_update_via_private_channel": KindFailed,
+	"cannot_update_via_private_channel": KindBlocked,
+	"encryption_required":               KindBlocked,
 	"no_channel":                        KindFailed,
 	"no_bundle":                         KindFailed,
 	"missing_info":                      KindFailed,
@@ -92,6 +93,13 @@ func TestDecide(t *testing.T) {
 		{name: "already_on_builtin", channels: only(func(c *release.Channel) { c.Bundle = "" }), req: func(r *Request) { r.VersionName = "builtin" }, want: CodeAlreadyOnBuiltin},
 		{name: "empty version_name is builtin", channels: only(func(c *release.Channel) { c.Bundle = "" }), req: func(r *Request) { r.VersionName = "" }, want: CodeAlreadyOnBuiltin},
 		{name: "builtin on native 1.0.0 gets 1.2.0", req: func(r *Request) { r.VersionName = "builtin" }, want: ResultUpdate},
+		// On builtin, current plugins send version_name = version_build.
+		{name: "version_name equal to version_build is builtin", channels: only(func(c *release.Channel) { c.Bundle = "" }), req: func(r *Request) { r.VersionName = "1.0.0" }, want: CodeAlreadyOnBuiltin},
+		{name: "version_name equal to coerced version_build is builtin", channels: only(func(c *release.Channel) { c.Bundle = "" }), req: func(r *Request) { r.VersionBuild, r.VersionName = "5", "5.0.0" }, want: CodeAlreadyOnBuiltin},
+		{name: "coerced version_name equal to version_build is builtin", channels: only(func(c *release.Channel) { c.Bundle = "" }), req: func(r *Request) { r.VersionBuild, r.VersionName = "1.2.0", "1.2" }, want: CodeAlreadyOnBuiltin},
+		{name: "native version as version_name gets the update", req: func(r *Request) { r.VersionName = "1.0.0" }, want: ResultUpdate, wantVer: "1.2.0"},
+		{name: "native version as version_name is up to date on it", req: func(r *Request) { r.VersionBuild, r.VersionName = "1.2", "1.2" }, want: CodeNoNewVersion},
+		{name: "a bundle other than the native version is reverted", channels: only(func(c *release.Channel) { c.Bundle = "" }), req: func(r *Request) { r.VersionName = "1.0.5" }, want: ResultBuiltin},
 
 		// platform flags.
 		{name: "disabled_platform_ios", channels: only(func(c *release.Channel) { c.IOS = false }), want: CodeDisabledIOS},
@@ -156,8 +164,17 @@ func TestDecide(t *testing.T) {
 			}
 		}},
 		{name: "short legacy key_id prefix matches", extra: func(b *release.Builder) {
-			b.PutBundle(release.Bundle{AppID: testApp, Version: "1.2.0", Checksum: "x", KeyID: "MIIBCgKCAQEAxyzxyzx"})
+			b.PutBundle(release.Bundle{AppID: testApp, Version: "1.2.0", Checksum: "x", SessionKey: "aXY=:a2V5", KeyID: "MIIBCgKCAQEAxyzxyzx"})
 		}, req: func(r *Request) { r.KeyID = "MIIB" }, want: ResultUpdate},
+		// A device that sends key_id refuses any bundle without a session key.
+		{name: "encryption_required for a plaintext bundle", req: func(r *Request) { r.KeyID = "MIIBCgKCAQEAxyzxyzx" }, want: CodeEncryptionRequired, wantVer: "1.2.0"},
+		{name: "encryption_required for a malformed session key", extra: func(b *release.Builder) {
+			b.PutBundle(release.Bundle{AppID: testApp, Version: "1.2.0", Checksum: "x", SessionKey: "aXY=:"})
+		}, req: func(r *Request) { r.KeyID = "MIIBCgKCAQEAxyzxyzx" }, want: CodeEncryptionRequired},
+		{name: "encrypted bundle without key_id on the bundle", extra: func(b *release.Builder) {
+			b.PutBundle(release.Bundle{AppID: testApp, Version: "1.2.0", Checksum: "x", SessionKey: "aXY=:a2V5"})
+		}, req: func(r *Request) { r.KeyID = "MIIBCgKCAQEAxyzxyzx" }, want: ResultUpdate},
+		{name: "revert to builtin needs no key", channels: only(func(c *release.Channel) { c.Bundle = "" }), req: func(r *Request) { r.KeyID = "MIIBCgKCAQEAxyzxyzx" }, want: ResultBuiltin},
 		{name: "device without key_id is not checked", extra: func(b *release.Builder) {
 			b.PutBundle(release.Bundle{AppID: testApp, Version: "1.2.0", Checksum: "x", KeyID: "MIIBCgKCAQEAxyzxyzx"})
 		}, want: ResultUpdate},

@@ -27,6 +27,8 @@ type Config struct {
 	MaxBodyBytes int64
 	Metrics      *Metrics
 	Logger       *slog.Logger
+	// Choices stores old plugins' setChannel choices; nil: not stored.
+	Choices ChoiceStore
 }
 
 // Handler serves /updates and /channel_self.
@@ -36,6 +38,7 @@ type Handler struct {
 	maxBody   int64
 	metrics   *Metrics
 	log       *slog.Logger
+	choices   ChoiceStore
 }
 
 // NewHandler returns a Handler; a nil Snapshot serves an empty snapshot.
@@ -46,6 +49,7 @@ func NewHandler(cfg Config) *Handler {
 		maxBody:   cfg.MaxBodyBytes,
 		metrics:   cfg.Metrics,
 		log:       cfg.Logger,
+		choices:   cfg.Choices,
 	}
 	if h.snapshot == nil {
 		h.snapshot = func() *release.Snapshot { return emptySnapshot }

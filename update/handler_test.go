@@ -331,7 +331,9 @@ func TestChannelSelfGet(t *testing.T) {
 		{"default", testDevice, "", ChannelState{"production", "default", true}},
 		{"device choice", testDevice, "beta", ChannelState{"beta", "override", true}},
 		{"invalid choice falls back", testDevice, "internal", ChannelState{"production", "default", true}},
-		{"operator pin", "PINNED-DEVICE", "beta", ChannelState{"internal", "override", false}},
+		// The plugin stores the answer as its own channel: never the pin.
+		{"operator pin answers the device's choice", "PINNED-DEVICE", "beta", ChannelState{"beta", "override", false}},
+		{"operator pin answers the default", "PINNED-DEVICE", "", ChannelState{"production", "default", false}},
 	}
 	for _, tc := range cases {
 		r := baseRequest()

@@ -142,10 +142,31 @@ func TestDecideRollout(t *testing.T) {
 		}
 	}
 
+	// Shrinking a rollout never downgrades a device already on its bundle;
+	// ending it does.
+	for _, p := range []float64{20, 1, 0} {
+		c.RolloutPercent = p
+		snap := fixture([]release.Channel{c}, nil)
+		for _, id := range ids[:500] {
+			req := baseRequest()
+			req.DeviceID, req.VersionName = id, "1.2.1"
+			if a := Decide(&req, snap, Options{PublicURL: testPublic}); a.Result != CodeNoNewVersion {
+				t.Fatalf("%v%%: device on the rollout bundle got %s %s", p, a.Result, a.Version)
+			}
+		}
+	}
+	ended := c
+	ended.RolloutBundle, ended.RolloutPercent = "", 0
+	req := baseRequest()
+	req.VersionName = "1.2.1"
+	if a := Decide(&req, fixture([]release.Channel{ended}, nil), Options{PublicURL: testPublic}); a.Version != "1.2.0" {
+		t.Fatalf("ended rollout: %s %s, want the base bundle", a.Result, a.Version)
+	}
+
 	// A rollout bundle that does not exist is no_bundle for its cohort only.
 	c.RolloutBundle, c.RolloutPercent = "7.7.7", 100
 	snap := fixture([]release.Channel{c}, nil)
-	req := baseRequest()
+	req = baseRequest()
 	if a := Decide(&req, snap, Options{PublicURL: testPublic}); a.Result != CodeNoBundle {
 		t.Fatalf("missing rollout bundle: %s", a.Result)
 	}

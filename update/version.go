@@ -64,3 +64,26 @@ func parseVersionUncached(s string) semverInfo {
 	}
 	return semverInfo{v: v, canon: v.String()}
 }
+
+// KeepsChannel reports whether a plugin version stores its setChannel
+// choice on the device and sends it back as defaultChannel: 5.34, 6.34 and
+// 7.34 onwards, and every 8.x. npm's 9.0.0 and 10.0.0 are mislabelled
+// copies of the 5.0 code. An unreadable version is taken as current, so
+// only plugins known to be old get a server-side choice.
+func KeepsChannel(pluginVersion string) bool {
+	pv := parseVersion(pluginVersion)
+	if pv.v == nil {
+		return true
+	}
+	switch pv.canon {
+	case "9.0.0", "10.0.0":
+		return false
+	}
+	switch maj := pv.v.Major(); {
+	case maj < 5:
+		return false
+	case maj <= 7:
+		return pv.v.Minor() >= 34
+	}
+	return true
+}

@@ -16,6 +16,7 @@ const (
 	kindBundle   = "bundle"
 	kindOverride = "ovr"
 	kindToken    = "token"
+	kindChoice   = "choice"
 	// kindChanSeq holds the last channel id handed out for an app.
 	kindChanSeq = "chanseq"
 )
@@ -47,7 +48,7 @@ type parsedKey struct {
 func parseKey(key string) (parsedKey, error) {
 	parts := strings.Split(key, ".")
 	pk := parsedKey{kind: parts[0]}
-	want := map[string]int{kindApp: 1, kindChannel: 2, kindBundle: 2, kindOverride: 2, kindToken: 1, kindChanSeq: 1}[pk.kind]
+	want := map[string]int{kindApp: 1, kindChannel: 2, kindBundle: 2, kindOverride: 2, kindToken: 1, kindChanSeq: 1, kindChoice: 2}[pk.kind]
 	if want == 0 {
 		return pk, fmt.Errorf("key %q: unknown kind", key)
 	}

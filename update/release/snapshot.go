@@ -49,6 +49,8 @@ type Snapshot struct {
 	apps      map[string]*appState
 	overrides map[string]*appOverrides
 	nOverride int
+	// choices holds devices' own setChannel choices (old plugins).
+	choices map[string]*appChoices
 	// tokens holds admin token hashes by hex digest.
 	tokens map[string]Token
 }
@@ -255,7 +257,9 @@ func uuidShard(u uuid) int {
 	return int((x * 0x9e3779b97f4a7c15) >> 56) // overrideShards = 256
 }
 
-func stringShard(s string) int { return int(maphash.String(shardSeed, s) % overrideShards) }
+func stringShard(s string) int { return int(stringShardN(s, overrideShards)) }
+
+func stringShardN(s string, n uint64) uint64 { return maphash.String(shardSeed, s) % n }
 
 // Builder derives a new Snapshot from an old one, copying only the apps
 // and override shards it touches.
@@ -269,6 +273,9 @@ type Builder struct {
 	dirtyList map[string]bool
 	intern    map[string]string
 	ownTokens bool
+	// ownChoice marks the apps and shards of choices this builder copied.
+	ownChoice    map[string]*[choiceShards]bool
+	ownChoiceMap bool
 }
 
 // NewBuilder starts from base (nil means empty).
@@ -276,7 +283,7 @@ func NewBuilder(base *Snapshot) *Builder {
 	if base == nil {
 		base = Empty()
 	}
-	next := &Snapshot{apps: make(map[string]*appState, len(base.apps)), overrides: base.overrides, nOverride: base.nOverride, tokens: base.tokens}
+	next := &Snapshot{apps: make(map[string]*appState, len(base.apps)), overrides: base.overrides, nOverride: base.nOverride, choices: base.choices, tokens: base.tokens}
 	for k, v := range base.apps {
 		next.apps[k] = v
 	}

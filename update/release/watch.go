@@ -245,6 +245,10 @@ func (s *Store) apply(b *Builder, e jetstream.KeyValueEntry) {
 		}
 		t.Hash = pk.segs[0]
 		b.PutToken(t)
+	case kindChoice:
+		if err := s.applyChoice(b, pk, del, e.Value()); err != nil {
+			bad(err)
+		}
 	case kindChanSeq:
 		// Bookkeeping for channel ids; not part of the snapshot.
 	}

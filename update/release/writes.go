@@ -187,7 +187,7 @@ func (s *Store) PutApp(ctx context.Context, a App) error {
 }
 
 // DeleteApp removes an app with its channels, bundles (metadata and zips)
-// and device overrides.
+// device overrides and device channel choices.
 func (s *Store) DeleteApp(ctx context.Context, id string) error {
 	if err := validSegment("app id", id); err != nil {
 		return fmt.Errorf("delete app: %w", err)
@@ -196,7 +196,7 @@ func (s *Store) DeleteApp(ctx context.Context, id string) error {
 		return fmt.Errorf("delete app %q: %w", id, err)
 	}
 	e := enc(id)
-	keys, err := s.listKeys(ctx, kindChannel+"."+e+".*", kindBundle+"."+e+".*", kindOverride+"."+e+".*", kindChanSeq+"."+e)
+	keys, err := s.listKeys(ctx, kindChannel+"."+e+".*", kindBundle+"."+e+".*", kindOverride+"."+e+".*", kindChoice+"."+e+".*", kindChanSeq+"."+e)
 	if err != nil {
 		return fmt.Errorf("delete app %q: %w", id, err)
 	}
