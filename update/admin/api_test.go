@@ -326,7 +326,8 @@ func TestUploadValidation(t *testing.T) {
 		{"checksum mismatch", BundleMetadata{Version: "1.0.0", Checksum: strings.Repeat("ab", 32)}, goodZip(t), 400, "checksum_mismatch"},
 		{"checksum not sha256", BundleMetadata{Version: "1.0.0", Checksum: "deadbeef"}, goodZip(t), 400, "invalid_checksum"},
 		{"encrypted without checksum", BundleMetadata{Version: "1.0.0", SessionKey: "aXY=:a2V5"}, noise[:1000], 400, "missing_checksum"},
-		{"encrypted but plain zip", BundleMetadata{Version: "1.0.0", SessionKey: "aXY=:a2V5", Checksum: "sig"}, goodZip(t), 400, "not_encrypted"},
+		{"encrypted but plain zip", BundleMetadata{Version: "1.0.0", SessionKey: "aXY=:a2V5", Checksum: strings.Repeat("ab", 256)}, goodZip(t), 400, "not_encrypted"},
+		{"encrypted with base64 checksum", BundleMetadata{Version: "1.0.0", SessionKey: "aXY=:a2V5", Checksum: "U2lnbmVkQ2hlY2tzdW0="}, noise[:1000], 400, "invalid_checksum"},
 		{"malformed session key", BundleMetadata{Version: "1.0.0", SessionKey: "nocolon", Checksum: "sig"}, noise[:1000], 400, "invalid_session_key"},
 		{"file and external url", BundleMetadata{Version: "1.0.0", ExternalURL: "https://cdn.example.com/b.zip", Checksum: sha([]byte("x"))}, goodZip(t), 400, "unexpected_file"},
 		{"bad min_update_version", BundleMetadata{Version: "1.0.0", MinUpdateVersion: "soon"}, goodZip(t), 400, "invalid_min_update_version"},
@@ -445,7 +446,7 @@ func TestUploadAccepted(t *testing.T) {
 	// Encrypted: opaque bytes, session_key/checksum/key_id kept verbatim.
 	enc := make([]byte, 4096)
 	rand.Read(enc)
-	meta := BundleMetadata{Version: "2.0.0-beta.1+build.7", SessionKey: "QUJDREVGR0hJSktMTU5PUA==:c2VjcmV0a2V5ZW5jcnlwdGVk", Checksum: "U2lnbmVkQ2hlY2tzdW0=", KeyID: "MIIBCgKCAQEAv3Y0a1Mx"}
+	meta := BundleMetadata{Version: "2.0.0-beta.1+build.7", SessionKey: "QUJDREVGR0hJSktMTU5PUA==:c2VjcmV0a2V5ZW5jcnlwdGVk", Checksum: strings.Repeat("5a", 256), KeyID: "MIIBCgKCAQEAv3Y0a1Mx"}
 	b, err = e.client.UploadBundle(e.ctx, app, meta, bytes.NewReader(enc))
 	if err != nil {
 		t.Fatal(err)

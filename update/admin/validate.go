@@ -97,6 +97,18 @@ func validHTTPURL(field, s string) error {
 	return nil
 }
 
+// signedChecksumHex is the length of an RSA-2048 signed checksum in hex:
+// the plugin refuses one that does not decode to exactly 256 bytes.
+const signedChecksumHex = 512
+
+func isSignedChecksum(s string) bool {
+	if len(s) != signedChecksumHex {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
 func isSHA256Hex(s string) bool {
 	if len(s) != 64 {
 		return false
@@ -122,6 +134,10 @@ func checkMetadata(m *BundleMetadata, hasFile bool) error {
 	encrypted := m.SessionKey != ""
 	if encrypted && m.Checksum == "" {
 		return badRequest("missing_checksum", "an encrypted bundle (session_key set) needs the checksum printed by `npx @capgo/cli bundle encrypt`")
+	}
+	if encrypted && !isSignedChecksum(m.Checksum) {
+		return badRequest("invalid_checksum", fmt.Sprintf("the checksum of an encrypted bundle must be the %d hex characters of its RSA-2048 signature, as `npx @capgo/cli bundle encrypt` prints when it finds @capgo/capacitor-updater 6 or later in the app project; "+
+			"any other form (the CLI falls back to base64 when it cannot find the plugin) is refused by current plugins. Run the encrypt command from the app's folder, with the plugin installed, and upload again", signedChecksumHex))
 	}
 	if !encrypted && m.Checksum != "" {
 		m.Checksum = strings.ToLower(m.Checksum)
@@ -166,9 +182,10 @@ func checkManifest(entries []release.ManifestEntry) error {
 		case e.FileName == "":
 			return bad("file_name is required")
 		case !safeRelPath(e.FileName):
-			return bad("file_name must be a relative path without '..', '\\' or empty segments")
-		case seen[e.FileName]:
-			return bad("duplicate file_name")
+			return bad("file_name must be a relative path without '.', '..', '\\', control characters or empty segments (the plugin refuses the whole manifest)")
+		case seen[strings.TrimSuffix(e.FileName, ".br")]:
+			// The plugin stores x.br decompressed as x: both would land on one file.
+			return bad("two entries land on the same file once a trailing .br is stripped; the plugin refuses the whole manifest")
 		case e.FileHash == "":
 			return bad("file_hash is required")
 		case e.DownloadURL == "":
@@ -177,13 +194,13 @@ func checkManifest(entries []release.ManifestEntry) error {
 		if err := validHTTPURL("download_url", e.DownloadURL); err != nil {
 			return bad("download_url must be an absolute http(s) URL")
 		}
-		seen[e.FileName] = true
+		seen[strings.TrimSuffix(e.FileName, ".br")] = true
 	}
 	return nil
 }
 
 func safeRelPath(p string) bool {
-	if strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\\\x00") {
+	if strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || strings.ContainsFunc(p, isControl) {
 		return false
 	}
 	for _, s := range strings.Split(p, "/") {
@@ -193,6 +210,8 @@ func safeRelPath(p string) bool {
 	}
 	return true
 }
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 var policies = []string{release.PolicyNone, release.PolicyMajor, release.PolicyMinor, release.PolicyPatch, release.PolicyVersionNumber}
 

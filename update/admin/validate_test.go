@@ -143,6 +143,7 @@ func TestSortBundles(t *testing.T) {
 
 func TestCheckMetadata(t *testing.T) {
 	hex64 := strings.Repeat("a", 64)
+	sig := strings.Repeat("0f", 256)
 	tests := []struct {
 		name    string
 		m       BundleMetadata
@@ -152,10 +153,19 @@ func TestCheckMetadata(t *testing.T) {
 		{"plain file", BundleMetadata{Version: "1.0.0"}, true, ""},
 		{"plain with checksum", BundleMetadata{Version: "1.0.0", Checksum: strings.ToUpper(hex64)}, true, ""},
 		{"plain bad checksum", BundleMetadata{Version: "1.0.0", Checksum: "crc32"}, true, "invalid_checksum"},
-		{"encrypted", BundleMetadata{Version: "1.0.0", SessionKey: "aXY=:a2V5", Checksum: "anything"}, true, ""},
+		{"encrypted", BundleMetadata{Version: "1.0.0", SessionKey: "aXY=:a2V5", Checksum: sig}, true, ""},
+		{"encrypted base64 checksum", BundleMetadata{Version: "1.0.0", SessionKey: "aXY=:a2V5", Checksum: "c2lnbmF0dXJl"}, true, "invalid_checksum"},
+		{"encrypted short hex checksum", BundleMetadata{Version: "1.0.0", SessionKey: "aXY=:a2V5", Checksum: hex64}, true, "invalid_checksum"},
+		{"manifest .br collision", BundleMetadata{Version: "1.0.0", Manifest: []release.ManifestEntry{{FileName: "a.js", FileHash: "h", DownloadURL: "https://x/a"}, {FileName: "a.js.br", FileHash: "h", DownloadURL: "https://x/b"}}}, true, "invalid_manifest"},
+		{"manifest .br collision reversed", BundleMetadata{Version: "1.0.0", Manifest: []release.ManifestEntry{{FileName: "a.js.br", FileHash: "h", DownloadURL: "https://x/a"}, {FileName: "a.js", FileHash: "h", DownloadURL: "https://x/b"}}}, true, "invalid_manifest"},
+		{"manifest dot segment", BundleMetadata{Version: "1.0.0", Manifest: []release.ManifestEntry{{FileName: "a/./b.js", FileHash: "h", DownloadURL: "https://x/a"}}}, true, "invalid_manifest"},
+		{"manifest dot", BundleMetadata{Version: "1.0.0", Manifest: []release.ManifestEntry{{FileName: ".", FileHash: "h", DownloadURL: "https://x/a"}}}, true, "invalid_manifest"},
+		{"manifest dotdot", BundleMetadata{Version: "1.0.0", Manifest: []release.ManifestEntry{{FileName: "a/../../b", FileHash: "h", DownloadURL: "https://x/a"}}}, true, "invalid_manifest"},
+		{"manifest control character", BundleMetadata{Version: "1.0.0", Manifest: []release.ManifestEntry{{FileName: "a\nb.js", FileHash: "h", DownloadURL: "https://x/a"}}}, true, "invalid_manifest"},
+		{"manifest .br alone", BundleMetadata{Version: "1.0.0", Manifest: []release.ManifestEntry{{FileName: "a.js.br", FileHash: "h", DownloadURL: "https://x/a"}, {FileName: "b.js", FileHash: "h", DownloadURL: "https://x/b"}}}, true, ""},
 		{"encrypted no checksum", BundleMetadata{Version: "1.0.0", SessionKey: "aXY=:a2V5"}, true, "missing_checksum"},
 		{"external", BundleMetadata{Version: "1.0.0", ExternalURL: "https://x.example/b.zip", Checksum: hex64}, false, ""},
-		{"external encrypted", BundleMetadata{Version: "1.0.0", ExternalURL: "https://x.example/b.zip", SessionKey: "a:b", Checksum: "sig"}, false, ""},
+		{"external encrypted", BundleMetadata{Version: "1.0.0", ExternalURL: "https://x.example/b.zip", SessionKey: "a:b", Checksum: sig}, false, ""},
 		{"external no checksum", BundleMetadata{Version: "1.0.0", ExternalURL: "https://x.example/b.zip"}, false, "missing_checksum"},
 		{"external relative", BundleMetadata{Version: "1.0.0", ExternalURL: "/b.zip", Checksum: hex64}, false, "invalid_external_url"},
 		{"manifest only", BundleMetadata{Version: "1.0.0", Manifest: []release.ManifestEntry{{FileName: "a/b.js", FileHash: hex64, DownloadURL: "https://x/a"}}}, false, ""},

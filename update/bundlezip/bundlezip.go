@@ -198,6 +198,8 @@ func checkPath(name string) error {
 		return unsafe("empty name")
 	case strings.ContainsRune(name, 0):
 		return unsafe("NUL byte in name")
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return unsafe("control character in name")
 	case strings.Contains(name, `\`):
 		return unsafe("backslash in name")
 	case strings.HasPrefix(name, "/"):
