@@ -212,6 +212,18 @@ func TestRepeatedContentInOneRequest(t *testing.T) {
 	}
 }
 
+func TestRetryAfterSeconds(t *testing.T) {
+	for _, tt := range []struct {
+		base int
+		r    uint64
+		want int
+	}{{2, 0, 2}, {2, 1, 3}, {2, 2, 4}, {2, 3, 2}, {1, 1, 2}, {5, 11, 10}} {
+		if got := retryAfterSeconds(tt.base, tt.r); got != tt.want {
+			t.Errorf("retryAfterSeconds(%d, %d) = %d, want %d", tt.base, tt.r, got, tt.want)
+		}
+	}
+}
+
 func TestActionLabel(t *testing.T) {
 	for a, want := range map[string]string{"set": "set", "download_40": "download_40", "download_45": "other",
 		"app_crash_native": "app_crash_native", "revert": "revert", "brand_new": "other"} {

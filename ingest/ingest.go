@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
@@ -30,13 +31,13 @@ const (
 	DefaultMaxEvents           = 1000
 	DefaultPublishTimeout      = 5 * time.Second
 	DefaultMaxPendingPublishes = 8192
-	DefaultRetryAfter          = 5 * time.Second
+	DefaultRetryAfter          = 2 * time.Second
 )
 
 // Config configures the stats handler. Zero values take the defaults.
 type Config struct {
 	// JetStream receives the events (subjects schema.EventsSubjects; the
-	// streams must exist, see schema.EnsureStreams). Nil answers 503.
+	// streams must exist, see schema.EnsureStreams). Nil answers 429.
 	JetStream jetstream.JetStream
 	// Snapshot returns the current release snapshot, or nil. It attributes
 	// events to the channel serving the device and bounds the app label of
@@ -47,12 +48,13 @@ type Config struct {
 	// MaxEvents caps the events of one array body (413 too_many_events).
 	MaxEvents int
 	// PublishTimeout bounds the wait for JetStream's acknowledgements
-	// (and for room in the publish window); past it the answer is 503.
+	// (and for room in the publish window); past it the answer is 429.
 	PublishTimeout time.Duration
 	// MaxPendingPublishes bounds events published but not yet acknowledged
 	// across all requests, so memory stays bounded when JetStream is slow.
 	MaxPendingPublishes int
-	// RetryAfter is sent with 503 answers.
+	// RetryAfter is the shortest Retry-After of 429 answers; each answer
+	// adds a random 0 to RetryAfter more (see retryAfterSeconds).
 	RetryAfter time.Duration
 	// Registerer receives the capstan_stats_* metrics; nil keeps them
 	// unregistered.
@@ -69,7 +71,7 @@ type Handler struct {
 	pub        *publisher // nil without JetStream
 	m          *metrics
 	log        *slog.Logger
-	retryAfter string
+	retryAfter int // seconds
 	lastLog    atomic.Int64
 	pool       sync.Pool // *reqState
 	seed       [8]byte   // random per process: nonces differ across restarts
@@ -102,7 +104,7 @@ func New(cfg Config) *Handler {
 		cfg:        cfg,
 		m:          newMetrics(cfg.Registerer),
 		log:        cfg.Logger,
-		retryAfter: strconv.Itoa(max(1, int((cfg.RetryAfter+time.Second-1)/time.Second))),
+		retryAfter: max(1, int((cfg.RetryAfter+time.Second-1)/time.Second)),
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -204,9 +206,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) int {
 		snap := h.attribute(items, received)
 		if err := h.publish(r.Context(), st, snap, items, valid); err != nil {
 			h.logFailure(err, valid)
-			w.Header().Set("Retry-After", h.retryAfter)
-			return writeError(w, http.StatusServiceUnavailable, "stats_unavailable",
-				"stats storage is unavailable; keep the events and retry later")
+			// 429, not 503: the plugin honours Retry-After only on 429 and
+			// retries a 5xx every second (CapgoUpdater.java:2131-2162,
+			// :3159-3162). The code must not be too_many_requests, which
+			// makes it send a rate_limit_reached stat (:2155).
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(h.retryAfter, mrand.Uint64())))
+			return writeError(w, http.StatusTooManyRequests, CodeStatsUnavailable,
+				"stats storage is busy or unavailable; keep the events and retry after Retry-After seconds")
 		}
 	}
 	if !array {
@@ -217,6 +223,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) int {
 }
 
 var okBody = []byte(`{"status":"ok"}`)
+
+// CodeStatsUnavailable is the error of a 429 answered because JetStream
+// did not take the events (down, full, slow).
+const CodeStatsUnavailable = "stats_unavailable"
+
+// retryAfterSeconds is base plus a jitter of 0..base seconds picked by r,
+// so devices told to wait at the same moment come back spread out. A 429
+// pauses all of a device's update and channel calls too, so base is short.
+func retryAfterSeconds(base int, r uint64) int {
+	return base + int(r%uint64(base+1))
+}
 
 // readBody reads the whole body into buf, refusing more than MaxBodyBytes.
 func (h *Handler) readBody(r *http.Request, buf []byte) ([]byte, *bodyError) {
@@ -299,7 +316,7 @@ func (h *Handler) publish(ctx context.Context, st *reqState, snap *release.Snaps
 	}
 	if s := h.pub.nc.Status(); s != nats.CONNECTED {
 		// Don't park events in the reconnect buffer for a request that
-		// will be answered 503 anyway.
+		// will be answered 429 anyway.
 		h.m.publishErrors.Add(float64(valid))
 		return errors.Join(errUnavailable, errors.New("nats connection "+s.String()))
 	}
@@ -411,5 +428,5 @@ func (h *Handler) logFailure(err error, events int) {
 	if now-last < int64(time.Second) || !h.lastLog.CompareAndSwap(last, now) {
 		return
 	}
-	h.log.Warn("stats not stored, answering 503", "events", events, "err", err)
+	h.log.Warn("stats not stored, answering 429", "events", events, "err", err)
 }

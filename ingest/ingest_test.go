@@ -462,7 +462,7 @@ func TestTimestamplessEventsInSeparateRequests(t *testing.T) {
 	}
 }
 
-func TestStreamFullAnswers503(t *testing.T) {
+func TestStreamFullAnswers429(t *testing.T) {
 	l := schema.DefaultStreamLimits()
 	l.MaxMsgs = 5
 	e := newEnv(t, l, nil)
@@ -477,11 +477,11 @@ func TestStreamFullAnswers503(t *testing.T) {
 	}
 	second := "[" + strings.Join(evs, ",") + "]"
 	r := e.post(second)
-	if r.Code != 503 || r.Error != "stats_unavailable" || r.RetryAfter == "" {
+	if r.Code != 429 || r.Error != "stats_unavailable" || r.Message == "" || r.RetryAfter == "" {
 		t.Fatalf("full stream: %d %q %s", r.Code, r.RetryAfter, r.raw)
 	}
-	if n, err := strconv.Atoi(r.RetryAfter); err != nil || n < 1 {
-		t.Fatalf("Retry-After %q is not seconds", r.RetryAfter)
+	if n, err := strconv.Atoi(r.RetryAfter); err != nil || n < 2 || n > 4 {
+		t.Fatalf("Retry-After %q is not 2 to 4 seconds", r.RetryAfter)
 	}
 	if got := e.streamEvents(); len(got) != 5 {
 		t.Fatalf("stream holds %d, want 5 (nothing discarded)", len(got))
@@ -503,10 +503,11 @@ func TestStreamFullAnswers503(t *testing.T) {
 	}
 }
 
-func TestNoJetStreamAnswers503(t *testing.T) {
+func TestNoJetStreamAnswers429(t *testing.T) {
 	h := ingest.New(ingest.Config{})
 	r := doPost(t, h, "POST", event("set"))
-	if r.Code != 503 || r.Error != "stats_unavailable" || r.RetryAfter != "5" {
+	// Never too_many_requests: that makes the plugin send rate_limit_reached.
+	if r.Code != 429 || r.Error != "stats_unavailable" || (r.RetryAfter != "2" && r.RetryAfter != "3" && r.RetryAfter != "4") {
 		t.Fatalf("%d %q %s", r.Code, r.RetryAfter, r.raw)
 	}
 	// Validation still runs first.
@@ -515,7 +516,7 @@ func TestNoJetStreamAnswers503(t *testing.T) {
 	}
 }
 
-func TestMissingStreamAnswers503(t *testing.T) {
+func TestMissingStreamAnswers429(t *testing.T) {
 	ctx := testCtx(t)
 	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir()})
 	if err != nil {
@@ -524,7 +525,7 @@ func TestMissingStreamAnswers503(t *testing.T) {
 	t.Cleanup(b.Close)
 	// No EnsureStreams: nothing listens on the subject.
 	h := ingest.New(ingest.Config{JetStream: b.JetStream, PublishTimeout: 3 * time.Second})
-	if r := doPost(t, h, "POST", "["+event("set")+"]"); r.Code != 503 || r.RetryAfter == "" {
+	if r := doPost(t, h, "POST", "["+event("set")+"]"); r.Code != 429 || r.RetryAfter == "" {
 		t.Fatalf("%d %q %s", r.Code, r.RetryAfter, r.raw)
 	}
 }
@@ -569,7 +570,7 @@ func TestJetStreamDownThenBack(t *testing.T) {
 	waitStatus(t, nc, func(s nats.Status) bool { return s != nats.CONNECTED })
 	batch := "[" + event("set", `"timestamp":2`) + "," + event("set", `"timestamp":3`) + "]"
 	r := doPost(t, h, "POST", batch)
-	if r.Code != 503 || r.RetryAfter == "" || r.Error != "stats_unavailable" {
+	if r.Code != 429 || r.RetryAfter == "" || r.Error != "stats_unavailable" {
 		t.Fatalf("while down: %d %q %s", r.Code, r.RetryAfter, r.raw)
 	}
 

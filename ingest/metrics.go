@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		publishErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "capstan_stats_publish_errors_total",
-			Help: "Events JetStream did not acknowledge (unreachable, stream full, timeout); their request was answered 503.",
+			Help: "Events JetStream did not acknowledge (unreachable, stream full, timeout); their request was answered 429.",
 		}),
 		codes: map[int]prometheus.Counter{},
 	}
@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range rejectReasons {
 		m.rejected.WithLabelValues(r)
 	}
-	for _, c := range []int{200, 400, 405, 413, 503} {
+	for _, c := range []int{200, 400, 405, 413, 429} {
 		m.codes[c] = m.requests.WithLabelValues(strconv.Itoa(c))
 	}
 	return m
