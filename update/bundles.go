@@ -92,7 +92,37 @@ func (h *bundleHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Short: a version can be deleted and uploaded again with new bytes.
 	hdr.Set("Cache-Control", "public, max-age=300")
 	hdr.Set("X-Content-Type-Options", "nosniff")
+	if rng, ok := dropZeroSuffixRanges(r.Header.Get("Range")); !ok {
+		hdr.Set("Content-Range", "bytes */"+itoa(b.Size))
+		bundleError(w, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable", "The requested range is empty")
+		return
+	} else if rng != r.Header.Get("Range") {
+		r.Header.Set("Range", rng)
+	}
 	http.ServeContent(w, r, "", b.CreatedAt, f)
+}
+
+// dropZeroSuffixRanges removes "-0" specs from a bytes Range header:
+// net/http answers them with a 206 and an impossible Content-Range, while
+// RFC 9110 §14.1.1 makes a zero-length suffix unsatisfiable. ok is false
+// when nothing satisfiable is left.
+func dropZeroSuffixRanges(h string) (string, bool) {
+	spec, isBytes := strings.CutPrefix(h, "bytes=")
+	if !isBytes || !strings.Contains(spec, "-") {
+		return h, true
+	}
+	parts := strings.Split(spec, ",")
+	kept := parts[:0]
+	for _, p := range parts {
+		if t := strings.TrimSpace(p); strings.HasPrefix(t, "-") && strings.Trim(t[1:], "0") == "" && len(t) > 1 {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	if len(kept) == 0 {
+		return "", false
+	}
+	return "bytes=" + strings.Join(kept, ","), true
 }
 
 // bundleParams returns the decoded app and file segments of the path.

@@ -122,6 +122,18 @@ func TestBundleDownload(t *testing.T) {
 			t.Fatalf("status %d", rec.Code)
 		}
 	})
+	// RFC 9110 §14.1.1: a suffix range is satisfiable only with a non-zero
+	// length, so bytes=-0 is a 416 naming the size, never an empty 206.
+	t.Run("zero suffix range", func(t *testing.T) {
+		rec := bundleDo(h, "GET", path, map[string]string{"Range": "bytes=-0"})
+		if rec.Code != http.StatusRequestedRangeNotSatisfiable || rec.Header().Get("Content-Range") != "bytes */"+strconv.Itoa(len(zip)) {
+			t.Fatalf("status %d, content-range %q", rec.Code, rec.Header().Get("Content-Range"))
+		}
+		rec = bundleDo(h, "GET", path, map[string]string{"Range": "bytes=-5"})
+		if rec.Code != http.StatusPartialContent || !bytes.Equal(rec.Body.Bytes(), zip[len(zip)-5:]) {
+			t.Fatalf("suffix range: status %d", rec.Code)
+		}
+	})
 	t.Run("if-none-match", func(t *testing.T) {
 		rec := bundleDo(h, "GET", path, map[string]string{"If-None-Match": etag})
 		if rec.Code != http.StatusNotModified || rec.Body.Len() != 0 {
@@ -204,6 +216,23 @@ func TestBundleSafeSegment(t *testing.T) {
 	for in, want := range tests {
 		if got := bundleSafeSegment(in); got != want {
 			t.Errorf("%q: %v", in, got)
+		}
+	}
+}
+
+func TestDropZeroSuffixRanges(t *testing.T) {
+	for _, tc := range []struct {
+		in, out string
+		ok      bool
+	}{
+		{"", "", true}, {"bytes=10-", "bytes=10-", true}, {"bytes=-5", "bytes=-5", true},
+		{"bytes=-0", "", false}, {"bytes=-000", "", false}, {"bytes= -0 , -0", "", false},
+		{"bytes=-0,0-4", "bytes=0-4", true}, {"bytes=0-4,-0", "bytes=0-4", true}, {"bytes=-10", "bytes=-10", true},
+		{"items=-0", "items=-0", true},
+	} {
+		out, ok := dropZeroSuffixRanges(tc.in)
+		if out != tc.out || ok != tc.ok {
+			t.Errorf("%q: %q %v, want %q %v", tc.in, out, ok, tc.out, tc.ok)
 		}
 	}
 }

@@ -63,11 +63,12 @@ func NewHandler(cfg Config) *Handler {
 	return h
 }
 
-// Routes mounts /updates and /channel_self. Each path answers every method
+// Routes mounts /updates, /updates/manifest_size and /channel_self. Each path answers every method
 // itself so that a wrong method gets a JSON 405, whatever the router's
 // own MethodNotAllowed handler is.
 func (h *Handler) Routes(r chi.Router) {
 	r.HandleFunc("/updates", h.ServeUpdates)
+	r.HandleFunc("/updates/manifest_size", h.ServeManifestSize)
 	r.HandleFunc("/channel_self", h.ServeChannelSelf)
 }
 

@@ -190,6 +190,8 @@ func checkManifest(entries []release.ManifestEntry) error {
 			return bad("file_hash is required")
 		case e.DownloadURL == "":
 			return bad("download_url is required")
+		case e.Size < 0:
+			return bad("size must not be negative")
 		}
 		if err := validHTTPURL("download_url", e.DownloadURL); err != nil {
 			return bad("download_url must be an absolute http(s) URL")

@@ -17,6 +17,9 @@ type ManifestEntry struct {
 	FileName    string `json:"file_name"`
 	FileHash    string `json:"file_hash"`
 	DownloadURL string `json:"download_url"`
+	// Size is the file's download size in bytes when the uploader gave
+	// it (0: unknown); devices ask for it at /updates/manifest_size.
+	Size int64 `json:"size,omitempty"`
 }
 
 // Bundle is the metadata of one uploaded web bundle version.
