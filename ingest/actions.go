@@ -18,7 +18,7 @@ var knownActions = func() map[string]struct{} {
 		"download_manifest_brotli_fail", "manifest_path_fail", "unzip_fail",
 		"windows_path_fail", "canonical_path_fail", "directory_path_fail",
 		"finish_download_fail", "low_mem_fail", "insufficient_disk_space",
-		"decrypt_fail", "checksum_fail", "checksum_required",
+		"decrypt_fail", "checksum_fail", "checksum_required", "session_key_required",
 		"app_moved_to_foreground", "app_moved_to_background", "app_launch_start",
 		"app_launch_ready", "app_launch_timeout", "app_crash", "app_crash_native",
 		"app_anr", "app_memory_warning", "app_killed_low_memory",

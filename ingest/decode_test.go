@@ -226,7 +226,8 @@ func TestRetryAfterSeconds(t *testing.T) {
 
 func TestActionLabel(t *testing.T) {
 	for a, want := range map[string]string{"set": "set", "download_40": "download_40", "download_45": "other",
-		"app_crash_native": "app_crash_native", "revert": "revert", "brand_new": "other"} {
+		"app_crash_native": "app_crash_native", "revert": "revert", "brand_new": "other",
+		"session_key_required": "session_key_required", "checksum_required": "checksum_required"} {
 		if got := actionLabel(a); got != want {
 			t.Errorf("actionLabel(%q) = %q, want %q", a, got, want)
 		}

@@ -32,8 +32,9 @@ const (
 // report and the dashboards so they all agree on what an action means.
 const (
 	// FailureCondition: every action ending in _fail (update_fail included),
-	// app_crash* and app_anr.
-	FailureCondition = "(endsWith(action, '_fail') OR startsWith(action, 'app_crash') OR action = 'app_anr')"
+	// app_crash*, app_anr, and the refusals of a bundle sent without the
+	// session key or checksum the device requires.
+	FailureCondition = "(endsWith(action, '_fail') OR startsWith(action, 'app_crash') OR action IN ('app_anr', 'session_key_required', 'checksum_required'))"
 	// InstallCondition: set = the device installed version_name.
 	InstallCondition = "action = 'set'"
 	// RollbackCondition: update_fail (notifyAppReady not called in time),
@@ -44,10 +45,19 @@ const (
 	RunningCondition = "NOT (" + FailureCondition + " OR startsWith(action, 'download_') OR action IN ('set_next', 'delete'))"
 )
 
+// runningCondition0003 is RunningCondition as migration 0003 applied it:
+// an applied migration must render as it ran. Later migrations use the
+// current one.
+const runningCondition0003 = "NOT ((endsWith(action, '_fail') OR startsWith(action, 'app_crash') OR action = 'app_anr') OR startsWith(action, 'download_') OR action IN ('set_next', 'delete'))"
+
 // IsFailureAction reports whether action is a failure signal (see
 // FailureCondition).
 func IsFailureAction(action string) bool {
-	return strings.HasSuffix(action, "_fail") || strings.HasPrefix(action, "app_crash") || action == "app_anr"
+	switch action {
+	case "app_anr", "session_key_required", "checksum_required":
+		return true
+	}
+	return strings.HasSuffix(action, "_fail") || strings.HasPrefix(action, "app_crash")
 }
 
 // Querier is the part of a ClickHouse connection the schema code needs;

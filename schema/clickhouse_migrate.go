@@ -35,8 +35,10 @@ type renderData struct {
 	LC      string // low-cardinality string type
 	Time    string // event timestamp type
 	Minute  string // rollup minute type
-	Running string
-	days    int
+	Running string // frozen for 0003: runningCondition0003
+	// RunningNow is the current RunningCondition, for later migrations.
+	RunningNow string
+	days       int
 }
 
 // TTL renders the retention clause for a table keyed by col (modern only).
@@ -65,7 +67,7 @@ func Migrations(flavor Flavor, db string, retentionDays int) ([]Migration, error
 	if db == "" {
 		db = DefaultDatabase
 	}
-	data := renderData{DB: quoteIdent(db), Running: RunningCondition, days: retentionDays}
+	data := renderData{DB: quoteIdent(db), Running: runningCondition0003, RunningNow: RunningCondition, days: retentionDays}
 	if flavor == FlavorModern {
 		data.Modern = true
 		data.LC, data.Time, data.Minute = "LowCardinality(String)", "DateTime64(3, 'UTC')", "DateTime('UTC')"

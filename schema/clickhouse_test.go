@@ -49,6 +49,7 @@ func TestIsFailureAction(t *testing.T) {
 	for action, want := range map[string]bool{
 		"set": false, "set_fail": true, "update_fail": true, "download_fail": true, "app_crash": true,
 		"app_crash_native": true, "app_anr": true, "reset": false, "download_10": false, "app_launch_ready": false,
+		"session_key_required": true, "checksum_required": true, "checksum_fail": true, "rate_limit_reached": false,
 	} {
 		if got := schema.IsFailureAction(action); got != want {
 			t.Errorf("IsFailureAction(%q) = %v", action, got)
@@ -68,6 +69,14 @@ func TestMigrationsRender(t *testing.T) {
 				t.Fatalf("%v: migration %d = %+v", f, i, m)
 			}
 			all = append(all, m.Statements...)
+		}
+		// Applied migrations render as they ran; the devices view of 0004
+		// has today's condition.
+		if !strings.Contains(strings.Join(ms[2].Statements, "\n"), "OR action = 'app_anr') OR startsWith(action, 'download_')") {
+			t.Errorf("%v: 0003 renders a changed devices condition", f)
+		}
+		if !strings.Contains(strings.Join(ms[3].Statements, "\n"), "WHERE "+schema.RunningCondition) {
+			t.Errorf("%v: 0004 lacks the current RunningCondition", f)
 		}
 		sql := strings.Join(all, "\n")
 		for _, word := range []string{"LowCardinality", "DateTime64", "Map(", "TTL"} {
@@ -97,19 +106,33 @@ func TestMigrateServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(versions, []uint32{1, 2, 3}) {
+	if !reflect.DeepEqual(versions, allVersions(t)) {
 		t.Fatalf("applied %v", versions)
 	}
 	var records uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".capstan_schema_migrations").Scan(&records); err != nil {
 		t.Fatal(err)
 	}
-	if records != 3 {
-		t.Fatalf("%d migration records after two runs, want 3", records)
+	if records != uint64(len(allVersions(t))) {
+		t.Fatalf("%d migration records after two runs, want %d", records, len(allVersions(t)))
 	}
 	if got := tables(t, conn, db); !reflect.DeepEqual(got, allTables) {
 		t.Fatalf("tables %v", got)
 	}
+}
+
+// allVersions are the versions of every embedded migration.
+func allVersions(t *testing.T) []uint32 {
+	t.Helper()
+	ms, err := schema.Migrations(schema.FlavorLegacy, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v []uint32
+	for _, m := range ms {
+		v = append(v, m.Version)
+	}
+	return v
 }
 
 var allTables = []string{"capstan_devices", "capstan_devices_mv", "capstan_events", "capstan_events_minute", "capstan_events_minute_mv", "capstan_schema_migrations"}
@@ -160,8 +183,8 @@ func TestMigrateConcurrent(t *testing.T) {
 	rows.Next()
 	rows.Scan(&records)
 	rows.Close()
-	if records != 3 {
-		t.Fatalf("%d migration records from %d concurrent runners, want 3 (each applied once)", records, n)
+	if records != uint64(len(allVersions(t))) {
+		t.Fatalf("%d migration records from %d concurrent runners, want %d (each applied once)", records, n, len(allVersions(t)))
 	}
 	if got := tables(t, conns[0], db); !reflect.DeepEqual(got, allTables) {
 		t.Fatalf("tables %v (lock left behind?)", got)
@@ -241,7 +264,7 @@ func TestMigrateChDB(t *testing.T) {
 		t.Fatalf("tables %v", got)
 	}
 	versions, err := schema.AppliedMigrations(ctx, db, name)
-	if err != nil || !reflect.DeepEqual(versions, []uint32{1, 2, 3}) {
+	if err != nil || !reflect.DeepEqual(versions, allVersions(t)) {
 		t.Fatalf("applied %v, %v", versions, err)
 	}
 }
@@ -273,6 +296,7 @@ func scenario() []*schema.Event {
 		ev(8, app, "d1", "app_crash", "1.0.0", "production", 2),
 		ev(9, app, "d1", "set", "1.1.0", "beta", 3),
 		ev(10, app, "d2", "checksum_fail", "1.1.0", "beta", 3),
+		ev(12, app, "d5", "session_key_required", "1.1.0", "beta", 4), // a failure; d5 runs no 1.1.0
 		ev(11, "com.other.app", "x1", "set", "2.0.0", "production", 0),
 	}
 }
@@ -280,8 +304,8 @@ func scenario() []*schema.Event {
 var wantReport = []schema.ReportRow{
 	{App: app, Version: "1.0.0", Installs: 3, ActiveDevices: 3, Failures: 3, FailureRate: 0.5, Rollbacks: 1, Events: 8,
 		FailuresByAction: []schema.ActionCount{{Action: "app_crash", Count: 1}, {Action: "download_fail", Count: 1}, {Action: "update_fail", Count: 1}}},
-	{App: app, Version: "1.1.0", Installs: 1, ActiveDevices: 1, Failures: 1, FailureRate: 0.5, Events: 2,
-		FailuresByAction: []schema.ActionCount{{Action: "checksum_fail", Count: 1}}},
+	{App: app, Version: "1.1.0", Installs: 1, ActiveDevices: 1, Failures: 2, FailureRate: 2.0 / 3, Events: 3,
+		FailuresByAction: []schema.ActionCount{{Action: "checksum_fail", Count: 1}, {Action: "session_key_required", Count: 1}}},
 }
 
 // checkScenario verifies rollup, devices and report after the scenario

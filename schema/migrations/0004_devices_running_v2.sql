@@ -1,0 +1,23 @@
+-- The devices view again, with today's RunningCondition: the refusals
+-- session_key_required and checksum_required became failure signals and
+-- no longer say which bundle a device runs. Dropping and creating again
+-- is safe to repeat.
+DROP TABLE IF EXISTS {{.DB}}.capstan_devices_mv;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.capstan_devices_mv
+TO {{.DB}}.capstan_devices AS
+SELECT
+    app_id,
+    device_id,
+    platform,
+    version_name,
+    version_build,
+    plugin_version,
+    version_os,
+    channel,
+    custom_id,
+    is_prod,
+    is_emulator,
+    received_at AS last_seen
+FROM {{.DB}}.capstan_events
+WHERE {{.RunningNow}};
