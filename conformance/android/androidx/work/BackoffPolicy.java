@@ -1,0 +1,6 @@
+package androidx.work;
+
+public enum BackoffPolicy {
+    EXPONENTIAL,
+    LINEAR
+}

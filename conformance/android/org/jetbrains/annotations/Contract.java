@@ -1,0 +1,7 @@
+package org.jetbrains.annotations;
+
+public @interface Contract {
+    String value() default "";
+
+    boolean pure() default false;
+}

@@ -1,0 +1,175 @@
+package conformance
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/capstan-io/capstan/update/admin"
+)
+
+// env is what every scenario shares: the compiled plugin and the servers.
+type env struct {
+	classpath string
+	bin       string
+	srv       *server
+}
+
+var appSeq atomic.Int64
+
+// newApp creates an app of its own for one scenario, so scenarios can run
+// side by side on one server.
+func (e *env) newApp(t *testing.T) string {
+	t.Helper()
+	id := fmt.Sprintf("com.conformance.app%d", appSeq.Add(1))
+	if _, err := e.srv.Admin.CreateApp(ctxT(t), id, t.Name()); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func bundleZip(t testing.TB, files map[string]string) []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		w, err := zw.Create(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = w.Write([]byte(files[n]))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func webFiles(version string) map[string]string {
+	return map[string]string{
+		"index.html":    "<!doctype html><title>" + version + "</title>",
+		"assets/app.js": "console.log('" + version + "')",
+	}
+}
+
+func (e *env) upload(t *testing.T, app, version string) []byte {
+	t.Helper()
+	z := bundleZip(t, webFiles(version))
+	if _, err := e.srv.Admin.UploadBundle(ctxT(t), app, admin.BundleMetadata{Version: version}, bytes.NewReader(z)); err != nil {
+		t.Fatalf("upload %s: %v", version, err)
+	}
+	return z
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (e *env) channel(t *testing.T, app, name string, p admin.ChannelPatch) {
+	t.Helper()
+	if _, err := e.srv.Admin.SetChannel(ctxT(t), app, name, p); err != nil {
+		t.Fatalf("channel %s: %v", name, err)
+	}
+}
+
+var devSeq atomic.Int64
+
+func deviceID() string {
+	return fmt.Sprintf("00000000-0000-4000-8000-%012d", devSeq.Add(1))
+}
+
+func (e *env) device(t *testing.T, cfg deviceConfig) *device {
+	t.Helper()
+	if cfg.DeviceID == "" {
+		cfg.DeviceID = deviceID()
+	}
+	if cfg.VersionBuild == "" {
+		cfg.VersionBuild = "1.0.0"
+	}
+	return newDevice(t, e.classpath, e.srv, cfg)
+}
+
+func m(kv ...any) map[string]any {
+	out := map[string]any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i].(string)] = kv[i+1]
+	}
+	return out
+}
+
+func TestPlugin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles the capacitor-updater plugin and starts capstan serve")
+	}
+	start := time.Now()
+	work := t.TempDir()
+	e := &env{classpath: buildJava(t, work), bin: buildCapstan(t, work)}
+	t.Logf("built plugin and capstan in %v", time.Since(start).Round(time.Millisecond))
+	e.srv = startServe(t, e.bin, "--consume=false")
+
+	t.Run("baseline", func(t *testing.T) {
+		t.Run("UpdateDownloadChecksumUnzip", e.updateDownloadUnzip)
+	})
+}
+
+// The device on builtin asks, is offered 1.0.1, downloads the zip in the
+// plugin's worker, checks its SHA-256, unzips it and sets it as next bundle.
+func (e *env) updateDownloadUnzip(t *testing.T) {
+	t.Parallel()
+	app := e.newApp(t)
+	z := e.upload(t, app, "1.0.1")
+	e.channel(t, app, "production", admin.ChannelPatch{Bundle: ptr("1.0.1"), Public: ptr(true)})
+	d := e.device(t, deviceConfig{AppID: app})
+
+	r := d.obj("autoUpdate", nil)
+	if r["branch"] != "download" {
+		t.Fatalf("plugin took branch %v on %v, want download", r["branch"], r["response"])
+	}
+	resp := r["response"].(map[string]any)
+	if resp["checksum"] != sha(z) {
+		t.Errorf("answered checksum %v, want the zip's SHA-256 %s", resp["checksum"], sha(z))
+	}
+	if _, ok := d.waitFor(20*time.Second, func(ev event) bool {
+		return ev.str("event") == "notify" && (ev.str("name") == "setNext" || ev.str("name") == "downloadFailed")
+	}); !ok {
+		t.Fatal("download did not finish within 20s")
+	}
+	if f := d.notified("downloadFailed"); len(f) > 0 {
+		t.Fatalf("download failed: %v", f[0])
+	}
+	st := d.obj("state", nil)
+	next, _ := st["next"].(map[string]any)
+	if next == nil || next["version"] != "1.0.1" || next["status"] != "pending" {
+		t.Fatalf("next bundle %v, want 1.0.1 pending", st["next"])
+	}
+	files := d.obj("files", m("id", next["id"]))
+	for name, content := range webFiles("1.0.1") {
+		if files[name] != sha([]byte(content)) {
+			t.Errorf("unzipped %s: sha %v, want %s (files %v)", name, files[name], sha([]byte(content)), files)
+		}
+	}
+	// The worker's own stats went out as single objects.
+	if _, ok := d.waitFor(5*time.Second, func(ev event) bool {
+		return ev.str("event") == "http" && ev.str("path") == "/stats" && contains(statActions(ev.str("request")), "set_next")
+	}); !ok {
+		t.Errorf("no set_next stat sent; sent %v", d.sentActions())
+	}
+	for _, a := range []string{"download_zip_start", "download_zip_complete"} {
+		if !contains(d.sentActions(), a) {
+			t.Errorf("no %s stat sent; sent %v", a, d.sentActions())
+		}
+	}
+}
