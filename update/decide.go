@@ -183,11 +183,12 @@ func OnBuiltin(versionName, versionBuild string) bool {
 	return n.v != nil && n.canon == parseVersion(versionBuild).canon
 }
 
-// validSessionKey is the plugin's own test of an encrypted bundle's key:
-// two non-empty parts around a colon.
+// validSessionKey is the plugin's own test of an encrypted bundle's key
+// (CryptoCipher.isValidSessionKey): exactly two non-empty parts around
+// one colon.
 func validSessionKey(k string) bool {
 	iv, key, ok := strings.Cut(k, ":")
-	return ok && iv != "" && key != ""
+	return ok && iv != "" && key != "" && !strings.Contains(key, ":")
 }
 
 // requestedChannel is the channel the device asks for: the one it sends,

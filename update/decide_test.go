@@ -168,6 +168,9 @@ func TestDecide(t *testing.T) {
 		}, req: func(r *Request) { r.KeyID = "MIIB" }, want: ResultUpdate},
 		// A device that sends key_id refuses any bundle without a session key.
 		{name: "encryption_required for a plaintext bundle", req: func(r *Request) { r.KeyID = "MIIBCgKCAQEAxyzxyzx" }, want: CodeEncryptionRequired, wantVer: "1.2.0"},
+		{name: "encryption_required for a three-part session key", extra: func(b *release.Builder) {
+			b.PutBundle(release.Bundle{AppID: testApp, Version: "1.2.0", Checksum: "x", SessionKey: "a:b:c"})
+		}, req: func(r *Request) { r.KeyID = "MIIBCgKCAQEAxyzxyzx" }, want: CodeEncryptionRequired},
 		{name: "encryption_required for a malformed session key", extra: func(b *release.Builder) {
 			b.PutBundle(release.Bundle{AppID: testApp, Version: "1.2.0", Checksum: "x", SessionKey: "aXY=:"})
 		}, req: func(r *Request) { r.KeyID = "MIIBCgKCAQEAxyzxyzx" }, want: CodeEncryptionRequired},

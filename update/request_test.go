@@ -44,6 +44,12 @@ func TestDecodeJSON(t *testing.T) {
 				t.Errorf("lenient: %+v", r)
 			}
 		}},
+		{name: "booleans where strings are expected", body: `{"device_id":"d","app_id":"a","custom_id":true,"version_name":false}`, check: func(t *testing.T, r Request) {
+			if r.CustomID != "true" || r.VersionName != "false" {
+				t.Errorf("lenient: %+v", r)
+			}
+		}},
+		{name: "array where a string is expected", body: `{"device_id":"d","app_id":"a","version_name":["1.0.0"]}`, wantErr: CodeInvalidJSONBody},
 		{name: "unknown keys ignored", body: `{"device_id":"d","app_id":"a","future":{"x":[1,2]}}`},
 		{name: "channel", body: `{"device_id":"d","app_id":"a","channel":"beta"}`, check: func(t *testing.T, r Request) {
 			if r.Channel != "beta" {
