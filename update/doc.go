@@ -3,5 +3,5 @@
 //
 // Decide is the pure update decision (PROTOCOL.md §2) and ResolveChannel the
 // pure channel resolution shared with stats ingestion; Handler mounts
-// /updates and /channel_self on a chi router.
+// /updates, /updates/manifest_size and /channel_self on a chi router.
 package update
