@@ -84,7 +84,7 @@ func (d *decoder) decodeJSON(body []byte, maxEvents int) (array bool, items []it
 			if isSyntax(err) {
 				return false, nil, invalidJSON(err)
 			}
-			d.items = append(d.items, item{err: typeError(err)})
+			d.items = append(d.items, item{err: typeError(err, body)})
 			return false, d.items, nil
 		}
 		d.h.reset()
@@ -124,7 +124,8 @@ func (d *decoder) decodeArray(body []byte, maxEvents int) *bodyError {
 			if isSyntax(err) {
 				return invalidJSON(err)
 			}
-			d.items = append(d.items, item{err: typeError(err)})
+			// Decode read the whole element before failing.
+			d.items = append(d.items, item{err: typeError(err, body[off:dec.InputOffset()])})
 			continue
 		}
 		d.items = append(d.items, d.finish(&d.wire))
@@ -154,11 +155,14 @@ func isSyntax(err error) bool {
 	return errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
-// typeError explains a well-formed JSON event whose fields have the
-// wrong types.
-func typeError(err error) *eventError {
+// typeError explains a well-formed JSON event (raw) whose fields have
+// the wrong types.
+func typeError(err error, raw []byte) *eventError {
 	var ee *eventError
 	if errors.As(err, &ee) {
+		if ee == errNotString {
+			return stringFieldError(raw)
+		}
 		return ee
 	}
 	if errors.Is(err, jsonwire.ErrBadBool) {

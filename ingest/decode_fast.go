@@ -8,7 +8,7 @@ import "github.com/capstan-io/capstan/internal/jsonwire"
 // string slices one copy of the body. Anything else (escapes, invalid
 // UTF-8, nested unknown values, fractions, keys matching a field only
 // case-insensitively, non-object elements, too many events, bad syntax,
-// values of the wrong type) returns false with the decoder reset, and
+// objects or arrays where a string belongs, values of the wrong type) returns false with the decoder reset, and
 // the caller decodes the body again with encoding/json: the result is
 // always what that path gives, as FuzzFastDecode checks.
 func (d *decoder) fastDecode(body []byte, maxEvents int) (array, ok bool) {
@@ -98,7 +98,7 @@ func (f *fastDecoder) object(w *wireEvent, i int) (int, bool) {
 
 // field reads the value at i for key and returns the index after it.
 func (f *fastDecoder) field(w *wireEvent, key []byte, i int) (int, bool) {
-	var dst *string
+	var dst *flexString
 	switch string(key) { // compared in place, no allocation
 	case "app_id":
 		dst = &w.AppID
@@ -125,9 +125,9 @@ func (f *fastDecoder) field(w *wireEvent, key []byte, i int) (int, bool) {
 	case "key_id":
 		dst = &w.KeyID
 	case "version_build":
-		return f.flexValue(&w.VersionBuild, i)
+		dst = &w.VersionBuild
 	case "version_code":
-		return f.flexValue(&w.VersionCode, i)
+		dst = &w.VersionCode
 	case "is_emulator":
 		return f.boolValue(&w.IsEmulator, i)
 	case "is_prod":
@@ -139,29 +139,34 @@ func (f *fastDecoder) field(w *wireEvent, key []byte, i int) (int, bool) {
 	default:
 		return jsonwire.SkipUnknown(f.data, i, key, wireFieldNames[:])
 	}
-	if s, e, ok := jsonwire.PlainString(f.data, i); ok {
-		*dst = f.body[s:e]
-		return e + 1, true
-	}
-	// null leaves a string as it was, like encoding/json.
-	return i + 4, jsonwire.IsNull(f.data, i)
+	return f.flexValue(dst, i)
 }
 
-// flexValue reads version_build/version_code: a string, an integer kept
-// as its text, or null (which clears it, as flexString.UnmarshalJSON does).
+// flexValue reads a string field as flexString.UnmarshalJSON does: a
+// string, an integer or boolean kept as its text, or null (which clears
+// it). Anything else goes to encoding/json.
 func (f *fastDecoder) flexValue(dst *flexString, i int) (int, bool) {
 	data := f.data
-	if jsonwire.IsNull(data, i) {
-		*dst = ""
-		return i + 4, true
+	if i >= len(data) {
+		return 0, false
 	}
-	if i < len(data) && data[i] == '"' {
+	switch data[i] {
+	case '"':
 		s, e, ok := jsonwire.PlainString(data, i)
 		if !ok {
 			return 0, false
 		}
 		*dst = flexString(f.body[s:e])
 		return e + 1, true
+	case 'n':
+		*dst = ""
+		return i + 4, jsonwire.IsNull(data, i)
+	case 't':
+		*dst = "true"
+		return i + 4, jsonwire.HasWord(data, i, "true")
+	case 'f':
+		*dst = "false"
+		return i + 5, jsonwire.HasWord(data, i, "false")
 	}
 	_, end, ok := jsonwire.Int(data, i)
 	if !ok {

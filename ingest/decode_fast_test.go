@@ -15,6 +15,7 @@ func TestFastDecodeTakesPluginBodies(t *testing.T) {
 		base(`"timestamp":1749999999000,"metadata":{"a":"b","é":"ü"},"is_emulator":false,"is_prod":null`),
 		"[" + base(`"version_build":5,"version_code":-12,"unknown":"x","n":null,"t":true,"i":3`) + "]",
 		"[]",
+		"[" + base(`"version_code":12,"custom_id":true,"version_os":false,"key_id":null,"app_id":7`) + "]",
 		" [ " + base("") + " , " + base(`"device_id":""`) + " ] ",
 	}
 	for _, b := range bodies {

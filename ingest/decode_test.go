@@ -363,3 +363,79 @@ func TestAppendEventMatchesSchema(t *testing.T) {
 		}
 	}
 }
+
+// Numbers and booleans where a string belongs are kept as their JSON text,
+// as /updates and /channel_self do; objects and arrays fail only their
+// own event, naming the field. Both decoder paths agree.
+func TestLenientStrings(t *testing.T) {
+	ok := []struct {
+		extra string
+		check func(schema.Event) bool
+	}{
+		{`"version_code":12`, func(e schema.Event) bool { return e.VersionCode == "12" }},
+		{`"version_build":true`, func(e schema.Event) bool { return e.VersionBuild == "true" }},
+		{`"custom_id":-7`, func(e schema.Event) bool { return e.CustomID == "-7" }},
+		{`"custom_id":1.5e3`, func(e schema.Event) bool { return e.CustomID == "1.5e3" }},
+		{`"version_os":false`, func(e schema.Event) bool { return e.VersionOS == "false" }},
+		{`"defaultChannel":null`, func(e schema.Event) bool { return e.Channel == "" }},
+		{`"old_version_name":123456789012345678901234`, func(e schema.Event) bool { return e.OldVersionName == "123456789012345678901234" }},
+		{`"app_id":12345`, func(e schema.Event) bool { return e.AppID == "12345" }},
+		{`"version_name":2`, func(e schema.Event) bool { return e.VersionName == "2" }},
+	}
+	for _, tt := range ok {
+		body := base(tt.extra)
+		for name, decode := range decoders() {
+			it := decodeWith(t, decode, "["+body+"]")
+			if len(it) != 1 || it[0].err != nil || !tt.check(it[0].ev) {
+				t.Errorf("%s %s: %+v", name, tt.extra, it)
+			}
+		}
+	}
+	bad := map[string]string{
+		`"app_id":{"a":1}`:     "app_id must be a string, number or boolean",
+		`"version_code":[1]`:   "version_code must be a string, number or boolean",
+		`"Key_ID":{}`:          "key_id must be a string, number or boolean",
+		`"platform":["ios"]`:   "platform must be a string, number or boolean",
+		`"metadata":{"a":1}`:   "",
+		`"install_source":[]`:  "install_source must be a string, number or boolean",
+		`"plugin_version":{} `: "plugin_version must be a string, number or boolean",
+	}
+	for extra, msg := range bad {
+		body := "[" + base("") + "," + base(extra) + "," + base(`"version_code":3`) + "]"
+		for name, decode := range decoders() {
+			it := decodeWith(t, decode, body)
+			if len(it) != 3 || it[0].err != nil || it[2].err != nil || it[2].ev.VersionCode != "3" {
+				t.Fatalf("%s %s: neighbours lost: %+v", name, extra, it)
+			}
+			if it[1].err == nil || it[1].err.Code != CodeInvalidEvent || msg != "" && it[1].err.Message != msg {
+				t.Errorf("%s %s: error %+v, want %q", name, extra, it[1].err, msg)
+			}
+		}
+		// A lone object gives the same error.
+		for name, decode := range decoders() {
+			it := decodeWith(t, decode, base(extra))
+			if len(it) != 1 || it[0].err == nil || msg != "" && it[0].err.Message != msg {
+				t.Errorf("%s lone %s: %+v", name, extra, it)
+			}
+		}
+	}
+}
+
+type decodeFunc func(d *decoder, body []byte) (bool, []item, *bodyError)
+
+func decoders() map[string]decodeFunc {
+	return map[string]decodeFunc{
+		"fast":          func(d *decoder, b []byte) (bool, []item, *bodyError) { return d.decode(b, DefaultMaxEvents) },
+		"encoding/json": func(d *decoder, b []byte) (bool, []item, *bodyError) { return d.decodeJSON(b, DefaultMaxEvents) },
+	}
+}
+
+func decodeWith(t *testing.T, decode decodeFunc, body string) []item {
+	t.Helper()
+	var d decoder
+	_, items, berr := decode(&d, []byte(body))
+	if berr != nil {
+		t.Fatalf("%s: %v", body, berr)
+	}
+	return items
+}

@@ -78,20 +78,20 @@ var (
 
 // wireEvent mirrors one stats event as the plugin sends it.
 type wireEvent struct {
-	AppID          string            `json:"app_id"`
-	DeviceID       string            `json:"device_id"`
-	Platform       string            `json:"platform"`
-	Action         string            `json:"action"`
-	VersionName    string            `json:"version_name"`
-	OldVersionName string            `json:"old_version_name"`
+	AppID          flexString        `json:"app_id"`
+	DeviceID       flexString        `json:"device_id"`
+	Platform       flexString        `json:"platform"`
+	Action         flexString        `json:"action"`
+	VersionName    flexString        `json:"version_name"`
+	OldVersionName flexString        `json:"old_version_name"`
 	VersionBuild   flexString        `json:"version_build"`
 	VersionCode    flexString        `json:"version_code"`
-	VersionOS      string            `json:"version_os"`
-	PluginVersion  string            `json:"plugin_version"`
-	CustomID       string            `json:"custom_id"`
-	DefaultChannel string            `json:"defaultChannel"`
-	InstallSource  string            `json:"install_source"`
-	KeyID          string            `json:"key_id"`
+	VersionOS      flexString        `json:"version_os"`
+	PluginVersion  flexString        `json:"plugin_version"`
+	CustomID       flexString        `json:"custom_id"`
+	DefaultChannel flexString        `json:"defaultChannel"`
+	InstallSource  flexString        `json:"install_source"`
+	KeyID          flexString        `json:"key_id"`
 	IsEmulator     jsonwire.OptBool  `json:"is_emulator"`
 	IsProd         jsonwire.OptBool  `json:"is_prod"`
 	Metadata       map[string]string `json:"metadata"`
@@ -101,15 +101,18 @@ type wireEvent struct {
 // errBadBool is what an is_emulator or is_prod that is no boolean fails with.
 var errBadBool = evErr(CodeInvalidEvent, "is_emulator and is_prod must be booleans")
 
-// flexString is a string field some platforms may send as a number
-// (version_build 5, version_code 1234): numbers are kept as their text.
+// flexString is a string field. Like /updates and /channel_self, numbers
+// and booleans are accepted and kept as their JSON text (12 is "12", true
+// is "true"); null clears it. Objects and arrays fail with errNotString,
+// which stringFieldError turns into a message naming the field.
 type flexString string
 
-var errBadString = evErr(CodeInvalidEvent, "version_build and version_code must be strings")
+// errNotString is an object or array where a string belongs.
+var errNotString = evErr(CodeInvalidEvent, "a string field holds an object or array")
 
 func (s *flexString) UnmarshalJSON(data []byte) error {
 	if len(data) == 0 {
-		return errBadString
+		return errNotString
 	}
 	switch c := data[0]; {
 	case c == '"':
@@ -119,17 +122,40 @@ func (s *flexString) UnmarshalJSON(data []byte) error {
 		}
 		var v string
 		if err := json.Unmarshal(data, &v); err != nil {
-			return errBadString
+			return errNotString
 		}
 		*s = flexString(v)
-	case c == '-' || (c >= '0' && c <= '9'):
+	case c == '-' || (c >= '0' && c <= '9'), string(data) == "true", string(data) == "false":
 		*s = flexString(data)
 	case string(data) == "null":
 		*s = ""
 	default:
-		return errBadString
+		return errNotString
 	}
 	return nil
+}
+
+// stringFields are wireEvent's flexString keys, in the order
+// stringFieldError checks them.
+var stringFields = [...]string{"app_id", "device_id", "platform", "action", "version_name",
+	"old_version_name", "version_build", "version_code", "version_os", "plugin_version", "custom_id",
+	"defaultChannel", "install_source", "key_id"}
+
+// stringFieldError names the string field of the event object raw that
+// holds an object or array (encoding/json matches keys case-insensitively,
+// so does this). Only called on the error path.
+func stringFieldError(raw []byte) *eventError {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) == nil {
+		for _, f := range stringFields {
+			for k, v := range m {
+				if strings.EqualFold(k, f) && len(v) > 0 && (v[0] == '{' || v[0] == '[') {
+					return evErr(CodeInvalidEvent, f+" must be a string, number or boolean")
+				}
+			}
+		}
+	}
+	return errNotString
 }
 
 // plainJSONString returns the content of a quoted JSON string that needs
@@ -186,28 +212,28 @@ const maxClientMs = 4102444800000
 func normalize(w *wireEvent) (schema.Event, *eventError) {
 	var ev schema.Event
 	switch {
-	case w.AppID == "":
+	case string(w.AppID) == "":
 		return ev, errMissingAppID
-	case !validToken(w.AppID, MaxAppIDLen):
+	case !validToken(string(w.AppID), MaxAppIDLen):
 		return ev, errAppID
 	}
 	switch {
-	case w.DeviceID == "":
+	case string(w.DeviceID) == "":
 		return ev, errMissingDeviceID
-	case !validDeviceID(w.DeviceID):
+	case !validDeviceID(string(w.DeviceID)):
 		return ev, errDeviceID
 	}
 	switch {
-	case w.Action == "":
+	case string(w.Action) == "":
 		return ev, errMissingAction
-	case !validToken(w.Action, MaxActionLen):
+	case !validToken(string(w.Action), MaxActionLen):
 		return ev, errAction
 	}
-	platform, perr := normPlatform(w.Platform)
+	platform, perr := normPlatform(string(w.Platform))
 	if perr != nil {
 		return ev, perr
 	}
-	version, file, _ := strings.Cut(w.VersionName, ":")
+	version, file, _ := strings.Cut(string(w.VersionName), ":")
 	if version == "" {
 		// Current plugins always send it; "unknown" is what they send when
 		// they do not know, so missing means the same.
@@ -220,15 +246,15 @@ func normalize(w *wireEvent) (schema.Event, *eventError) {
 		return ev, err
 	}
 	for _, f := range [...]struct{ name, v string }{
-		{"old_version_name", w.OldVersionName},
+		{"old_version_name", string(w.OldVersionName)},
 		{"version_build", string(w.VersionBuild)},
 		{"version_code", string(w.VersionCode)},
-		{"version_os", w.VersionOS},
-		{"plugin_version", w.PluginVersion},
-		{"custom_id", w.CustomID},
-		{"defaultChannel", w.DefaultChannel},
-		{"install_source", w.InstallSource},
-		{"key_id", w.KeyID},
+		{"version_os", string(w.VersionOS)},
+		{"plugin_version", string(w.PluginVersion)},
+		{"custom_id", string(w.CustomID)},
+		{"defaultChannel", string(w.DefaultChannel)},
+		{"install_source", string(w.InstallSource)},
+		{"key_id", string(w.KeyID)},
 	} {
 		if err := checkLen(f.name, f.v, maxFieldLen); err != nil {
 			return ev, err
@@ -238,21 +264,21 @@ func normalize(w *wireEvent) (schema.Event, *eventError) {
 		return ev, err
 	}
 	ev = schema.Event{
-		AppID:          w.AppID,
-		DeviceID:       strings.ToLower(w.DeviceID),
+		AppID:          string(w.AppID),
+		DeviceID:       strings.ToLower(string(w.DeviceID)),
 		Platform:       platform,
-		Action:         w.Action,
+		Action:         string(w.Action),
 		VersionName:    version,
 		FileName:       file,
-		OldVersionName: w.OldVersionName,
+		OldVersionName: string(w.OldVersionName),
 		VersionBuild:   string(w.VersionBuild),
 		VersionCode:    string(w.VersionCode),
-		VersionOS:      w.VersionOS,
-		PluginVersion:  w.PluginVersion,
-		CustomID:       w.CustomID,
-		Channel:        w.DefaultChannel,
-		InstallSource:  w.InstallSource,
-		KeyID:          w.KeyID,
+		VersionOS:      string(w.VersionOS),
+		PluginVersion:  string(w.PluginVersion),
+		CustomID:       string(w.CustomID),
+		Channel:        string(w.DefaultChannel),
+		InstallSource:  string(w.InstallSource),
+		KeyID:          string(w.KeyID),
 		IsEmulator:     w.IsEmulator.Or(false),
 		IsProd:         w.IsProd.Or(true),
 		Metadata:       w.Metadata,
@@ -381,9 +407,9 @@ type hasher struct {
 func (h *hasher) appendCanonical(b []byte, w *wireEvent, ev *schema.Event) []byte {
 	b = append(b, idVersion...)
 	for _, s := range [...]string{
-		ev.AppID, ev.DeviceID, ev.Platform, ev.Action, w.VersionName, w.OldVersionName,
-		string(w.VersionBuild), string(w.VersionCode), w.VersionOS, w.PluginVersion,
-		w.CustomID, w.DefaultChannel, w.InstallSource, w.KeyID,
+		ev.AppID, ev.DeviceID, ev.Platform, ev.Action, string(w.VersionName), string(w.OldVersionName),
+		string(w.VersionBuild), string(w.VersionCode), string(w.VersionOS), string(w.PluginVersion),
+		string(w.CustomID), string(w.DefaultChannel), string(w.InstallSource), string(w.KeyID),
 	} {
 		b = appendStr(b, s)
 	}

@@ -681,3 +681,23 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...strin
 	}
 	return 0
 }
+
+// /stats takes numbers and booleans where strings belong, like /updates;
+// an object there fails only its own event.
+func TestLenientStringsThroughHandler(t *testing.T) {
+	e := newEnv(t, schema.DefaultStreamLimits(), nil)
+	body := "[" + strings.Join([]string{
+		event("set", `"version_code":12`, `"custom_id":true`, `"timestamp":1`),
+		event("set", `"version_build":{"major":1}`, `"timestamp":2`),
+		event("set", `"version_os":14`, `"timestamp":3`),
+	}, ",") + "]"
+	r := e.post(body)
+	if r.Code != 200 || len(r.Results) != 3 || r.Results[0].Status != "ok" || r.Results[2].Status != "ok" ||
+		r.Results[1].Error != "invalid_event" || !strings.Contains(r.Results[1].Message, "version_build") {
+		t.Fatalf("%d %s", r.Code, r.raw)
+	}
+	got := e.streamEvents()
+	if len(got) != 2 || got[0].ev.VersionCode != "12" || got[0].ev.CustomID != "true" || got[1].ev.VersionOS != "14" {
+		t.Fatalf("stored %+v", got)
+	}
+}
