@@ -92,7 +92,12 @@ func buildJava(t testing.TB, dir string) string {
 	return classes + ":" + strings.Join(debianJars, ":")
 }
 
+// buildCapstan builds this checkout's capstan, or takes the binary named
+// by CONFORMANCE_CAPSTAN_BIN (to run the suite against another build).
 func buildCapstan(t testing.TB, dir string) string {
+	if bin := os.Getenv("CONFORMANCE_CAPSTAN_BIN"); bin != "" {
+		return bin
+	}
 	bin := filepath.Join(dir, "capstan")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/capstan-io/capstan/cmd/capstan")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -147,7 +152,11 @@ func startServe(t testing.TB, bin string, extra ...string) *server {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
+	log := &syncBuffer{}
 	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("capstan serve log:\n%s", tail(log.String(), 8000))
+		}
 		_ = cmd.Process.Signal(os.Interrupt)
 		select {
 		case <-done:
@@ -156,7 +165,6 @@ func startServe(t testing.TB, bin string, extra ...string) *server {
 			<-done
 		}
 	})
-	log := &syncBuffer{}
 	found := make(chan string, 1)
 	go func() {
 		defer close(done)

@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/capstan-io/capstan/schema/chtest"
 	"github.com/capstan-io/capstan/update/admin"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
 // env is what every scenario shares: the compiled plugin and the servers.
@@ -19,6 +22,7 @@ type env struct {
 	classpath string
 	bin       string
 	srv       *server
+	chConn    driver.Conn
 }
 
 var appSeq atomic.Int64
@@ -112,19 +116,83 @@ func m(kv ...any) map[string]any {
 
 func TestPlugin(t *testing.T) {
 	if testing.Short() {
-		t.Skip("compiles the capacitor-updater plugin and starts capstan serve")
+		t.Skip("compiles the capacitor-updater plugin and starts capstan serve and ClickHouse")
 	}
 	start := time.Now()
 	work := t.TempDir()
 	e := &env{classpath: buildJava(t, work), bin: buildCapstan(t, work)}
 	t.Logf("built plugin and capstan in %v", time.Since(start).Round(time.Millisecond))
-	e.srv = startServe(t, e.bin, "--consume=false")
+	ch := chtest.StartServer(t)
+	e.chConn = ch.Conn(t, "conformance")
+	e.srv = startServe(t, e.bin, "--clickhouse-url", ch.DSN("conformance"), "--batch-linger", "100ms")
+	t.Logf("servers up after %v", time.Since(start).Round(time.Millisecond))
 
 	t.Run("baseline", func(t *testing.T) {
 		t.Run("UpdateDownloadChecksumUnzip", e.updateDownloadUnzip)
+		t.Run("BlockedMajor", e.blockedMajor)
+		t.Run("RevertToBuiltin", e.revertToBuiltin)
+		t.Run("Channels", e.channels)
+		t.Run("StatsQueueFlush", e.statsFlush)
+		t.Run("StatsRequeueUnderBackpressure", e.statsBackpressure)
+		t.Run("ManifestDownload", e.manifestDownload)
+		t.Run("EncryptedBundle", e.encryptedBundle)
 	})
+	t.Run("defects", func(t *testing.T) {
+		t.Run("D1_BuiltinAlreadyOnBuiltin", e.d1Builtin)
+		t.Run("D2_PrivateChannelBlocked", e.d2PrivateChannel)
+		t.Run("D3_GetChannelIgnoresPin", e.d3GetChannelPin)
+		t.Run("D4_EncryptedAppPlaintextBundle", e.d4EncryptionRequired)
+		t.Run("D5_RolloutShrinkNoDowngrade", e.d5RolloutShrink)
+		t.Run("D6_OldPluginChannelRemembered", e.d6OldPlugin)
+		t.Run("D7_UploadsRefused", e.d7UploadsRefused)
+		t.Run("D8_EventIdentity", e.d8EventIdentity)
+		t.Run("D10_RetryAfterNoRateLimitStat", e.d10Backpressure)
+		t.Run("D11_ManifestSize", e.d11ManifestSize)
+	})
+	t.Logf("suite took %v", time.Since(start).Round(time.Millisecond))
 }
 
+// autoUpdateDone runs the plugin's update check and, when it starts a
+// download, waits until the download ends (setNext or downloadFailed).
+func autoUpdateDone(t *testing.T, d *device) map[string]any {
+	t.Helper()
+	r := d.obj("autoUpdate", nil)
+	if r["branch"] == "download" {
+		if _, ok := d.waitFor(20*time.Second, func(ev event) bool {
+			return ev.str("event") == "notify" && (ev.str("name") == "setNext" || ev.str("name") == "downloadFailed")
+		}); !ok {
+			t.Fatal("download did not finish within 20s")
+		}
+	}
+	return r
+}
+
+// install downloads version through the update check and makes it the
+// running bundle, as the plugin does on the next app start.
+func install(t *testing.T, d *device, version string) string {
+	t.Helper()
+	r := autoUpdateDone(t, d)
+	if r["branch"] != "download" {
+		t.Fatalf("update check took branch %v (%v), want a download of %s", r["branch"], r["response"], version)
+	}
+	if f := d.notified("downloadFailed"); len(f) > 0 {
+		t.Fatalf("download of %s failed: %v", version, f[0])
+	}
+	next, _ := d.obj("state", nil)["next"].(map[string]any)
+	if next == nil || next["version"] != version {
+		t.Fatalf("next bundle %v, want %s", next, version)
+	}
+	id := next["id"].(string)
+	if d.call("set", m("id", id)) != true {
+		t.Fatalf("set(%s) failed", id)
+	}
+	return id
+}
+
+func response(r map[string]any) map[string]any {
+	resp, _ := r["response"].(map[string]any)
+	return resp
+}
 // The device on builtin asks, is offered 1.0.1, downloads the zip in the
 // plugin's worker, checks its SHA-256, unzips it and sets it as next bundle.
 func (e *env) updateDownloadUnzip(t *testing.T) {

@@ -1,0 +1,310 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/capstan-io/capstan/update/admin"
+	"github.com/capstan-io/capstan/update/release"
+)
+
+// A major bump under the default `major` policy: Capstan answers kind
+// blocked and the plugin neither downloads nor reports a failure.
+func (e *env) blockedMajor(t *testing.T) {
+	t.Parallel()
+	app := e.newApp(t)
+	e.upload(t, app, "2.0.0")
+	e.channel(t, app, "production", admin.ChannelPatch{Bundle: ptr("2.0.0"), Public: ptr(true), DisableAutoUpdate: ptr(release.PolicyMajor)})
+	d := e.device(t, deviceConfig{AppID: app})
+	r := autoUpdateDone(t, d)
+	resp := response(r)
+	if r["branch"] != "blocked" || resp["error"] != "disable_auto_update_to_major" {
+		t.Fatalf("branch %v, answer %v; want blocked disable_auto_update_to_major", r["branch"], resp)
+	}
+	// The plugin keeps only error/kind/message/version of an error answer;
+	// the rest is on the wire.
+	if ex := d.exchanges("/updates"); len(ex) != 1 || !strings.Contains(ex[0].str("response"), `"major":true`) {
+		t.Errorf("major answer lacks major:true: %v", ex)
+	}
+	time.Sleep(1500 * time.Millisecond) // one stats flush period
+	if a := d.sentActions(); contains(a, "download_fail") {
+		t.Errorf("plugin sent download_fail on a blocked answer: %v", a)
+	}
+	if len(d.exchanges("/bundles/"+app+"/2.0.0.zip")) > 0 {
+		t.Error("plugin downloaded a blocked bundle")
+	}
+}
+
+// A device running 1.0.1 whose channel is emptied is told
+// {"version":"builtin"} and schedules the builtin bundle as next.
+func (e *env) revertToBuiltin(t *testing.T) {
+	t.Parallel()
+	app := e.newApp(t)
+	e.upload(t, app, "1.0.1")
+	e.channel(t, app, "production", admin.ChannelPatch{Bundle: ptr("1.0.1"), Public: ptr(true)})
+	d := e.device(t, deviceConfig{AppID: app})
+	install(t, d, "1.0.1")
+	if cur := d.obj("state", nil)["current"].(map[string]any); cur["version"] != "1.0.1" {
+		t.Fatalf("current %v, want 1.0.1", cur)
+	}
+	e.channel(t, app, "production", admin.ChannelPatch{Bundle: ptr("")})
+	r := autoUpdateDone(t, d)
+	if r["branch"] != "set_next_builtin" {
+		t.Fatalf("branch %v, answer %v; want {\"version\":\"builtin\"}", r["branch"], response(r))
+	}
+	next, _ := d.obj("state", nil)["next"].(map[string]any)
+	if next == nil || next["id"] != "builtin" {
+		t.Fatalf("next bundle %v, want builtin", next)
+	}
+	if _, ok := d.waitFor(5*time.Second, func(ev event) bool {
+		return ev.str("event") == "http" && ev.str("path") == "/stats" && contains(statActions(ev.str("request")), "set_next")
+	}); !ok {
+		t.Errorf("no set_next stat; sent %v", d.sentActions())
+	}
+}
+
+// setChannel stores a self-assignable channel, getChannel reports it,
+// listChannels offers it, the next check is served by it, and
+// unsetChannel returns the device to the public channel.
+func (e *env) channels(t *testing.T) {
+	t.Parallel()
+	app := e.newApp(t)
+	e.upload(t, app, "1.0.1")
+	e.upload(t, app, "1.0.2")
+	e.channel(t, app, "production", admin.ChannelPatch{Bundle: ptr("1.0.1"), Public: ptr(true)})
+	e.channel(t, app, "beta", admin.ChannelPatch{Bundle: ptr("1.0.2"), AllowSelfSet: ptr(true)})
+	e.channel(t, app, "internal", admin.ChannelPatch{Bundle: ptr("1.0.2")})
+	d := e.device(t, deviceConfig{AppID: app})
+
+	list := d.obj("listChannels", nil)
+	names := map[string]bool{}
+	for _, c := range list["channels"].([]any) {
+		names[c.(map[string]any)["name"].(string)] = true
+	}
+	if !names["beta"] || !names["production"] || names["internal"] {
+		t.Errorf("listChannels %v: want beta and production, not internal", list)
+	}
+
+	if r := d.obj("setChannel", m("channel", "internal")); r["error"] != "channel_self_set_not_allowed" {
+		t.Errorf("setChannel(internal) = %v, want channel_self_set_not_allowed", r)
+	}
+	if r := d.obj("setChannel", m("channel", "beta")); r["error"] != nil || r["status"] != "ok" {
+		t.Fatalf("setChannel(beta) = %v", r)
+	}
+	st := d.obj("state", nil)
+	if st["defaultChannel"] != "beta" || st["stored_default_channel"] != "beta" {
+		t.Fatalf("after setChannel: defaultChannel %v stored %v, want beta", st["defaultChannel"], st["stored_default_channel"])
+	}
+	if r := d.obj("getChannel", nil); r["channel"] != "beta" {
+		t.Errorf("getChannel = %v, want beta", r)
+	}
+	r := d.obj("getLatest", nil)
+	if r["version"] != "1.0.2" {
+		t.Errorf("update check on beta offered %v, want 1.0.2", r)
+	}
+	if reqs := d.exchanges("/updates"); len(reqs) == 0 || !strings.Contains(reqs[len(reqs)-1].str("request"), `"defaultChannel":"beta"`) {
+		t.Errorf("update check did not send defaultChannel beta")
+	}
+
+	if r := d.obj("unsetChannel", nil); r["status"] != "ok" {
+		t.Fatalf("unsetChannel = %v", r)
+	}
+	st = d.obj("state", nil)
+	if st["defaultChannel"] != "" || st["stored_default_channel"] != nil {
+		t.Errorf("after unsetChannel: defaultChannel %q stored %v, want none", st["defaultChannel"], st["stored_default_channel"])
+	}
+	if r := d.obj("getLatest", nil); r["version"] != "1.0.1" {
+		t.Errorf("update check after unsetChannel offered %v, want production's 1.0.1", r)
+	}
+	// Asking for the public channel makes Capstan answer unset:true.
+	if r := d.obj("setChannel", m("channel", "production")); r["unset"] != true {
+		t.Errorf("setChannel(production) = %v, want unset:true", r)
+	}
+}
+
+// countRows counts the stored events of a device for an action, once
+// the consumer has caught up (FINAL: ReplacingMergeTree collapses
+// duplicates of one event id).
+func (e *env) countRows(t *testing.T, device, action string) uint64 {
+	t.Helper()
+	var n uint64
+	row := e.chConn.QueryRow(context.Background(),
+		"SELECT count() FROM capstan_events FINAL WHERE device_id = ? AND action = ?", strings.ToLower(device), action)
+	if err := row.Scan(&n); err != nil {
+		t.Fatalf("count %s rows: %v", action, err)
+	}
+	return n
+}
+
+// waitRows polls until a device has want rows of action, or fails.
+func (e *env) waitRows(t *testing.T, device, action string, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n := e.countRows(t, device, action)
+		if n == want {
+			return
+		}
+		if n > want || time.Now().After(deadline) {
+			t.Fatalf("%d %s rows for %s, want %d", n, action, device, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Queued stats go out as one batch within the flush period, the 2xx runs
+// their callbacks, and the consumer stores them in ClickHouse.
+func (e *env) statsFlush(t *testing.T) {
+	t.Parallel()
+	app := e.newApp(t)
+	e.channel(t, app, "production", admin.ChannelPatch{Public: ptr(true)})
+	dev := deviceID()
+	d := e.device(t, deviceConfig{AppID: app, DeviceID: dev})
+	for _, a := range []string{"app_moved_to_foreground", "app_moved_to_background", "app_launch_ready"} {
+		d.call("sendStats", m("action", a))
+	}
+	if _, ok := d.waitFor(5*time.Second, func(ev event) bool {
+		return ev.str("event") == "stat_sent" && ev.str("action") == "app_launch_ready"
+	}); !ok {
+		t.Fatalf("stats not acknowledged within 5s; exchanges %v", d.exchanges("/stats"))
+	}
+	batches := d.exchanges("/stats")
+	if len(batches) != 1 || len(statActions(batches[0].str("request"))) != 3 || batches[0].num("status") != 200 {
+		t.Errorf("want one batch of 3 answered 200, got %v", batches)
+	}
+	if st := d.obj("state", nil); st["pending_stats"] != float64(0) {
+		t.Errorf("pending stats after 2xx: %v", st["pending_stats"])
+	}
+	for _, a := range []string{"app_moved_to_foreground", "app_moved_to_background", "app_launch_ready"} {
+		e.waitRows(t, dev, a, 1)
+	}
+}
+
+// fillStream takes the busy server's only stream slot, so the next
+// events are refused until it ages out (--stream-max-age).
+func fillStream(t *testing.T, srv *server, app string) {
+	t.Helper()
+	body := fmt.Sprintf(`[{"app_id":%q,"device_id":"%s","platform":"android","action":"app_launch_ready","version_name":"1.0.0","version_build":"1.0.0","plugin_version":"8.51.23","timestamp":%d}]`,
+		app, deviceID(), time.Now().UnixMilli())
+	resp, err := http.Post(srv.URL+"/stats", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("filling the stream: %d", resp.StatusCode)
+	}
+}
+
+// startBusy starts a capstan whose event stream holds one event for 3s
+// and has no consumer: a stats outage that clears by itself.
+func (e *env) startBusy(t *testing.T) (*server, string) {
+	srv := startServe(t, e.bin, "--consume=false", "--stream-max-msgs", "1", "--stream-max-age", "3s",
+		"--stream-duplicate-window", "1s")
+	app := "com.conformance.busy"
+	if _, err := srv.Admin.CreateApp(ctxT(t), app, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Admin.SetChannel(ctxT(t), app, "production", admin.ChannelPatch{Public: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	return srv, app
+}
+
+// While Capstan cannot store events the plugin keeps its batch (requeue)
+// and sends it again once the outage ends; nothing is lost.
+func (e *env) statsBackpressure(t *testing.T) {
+	t.Parallel()
+	srv, app := e.startBusy(t)
+	d := newDevice(t, e.classpath, srv, deviceConfig{AppID: app, DeviceID: deviceID(), VersionBuild: "1.0.0"})
+	fillStream(t, srv, app)
+	d.call("sendStats", m("action", "app_moved_to_foreground"))
+	if _, ok := d.waitFor(15*time.Second, func(ev event) bool {
+		return ev.str("event") == "stat_sent" && ev.str("action") == "app_moved_to_foreground"
+	}); !ok {
+		t.Fatalf("event never delivered; exchanges %v", d.exchanges("/stats"))
+	}
+	ex := d.exchanges("/stats")
+	if len(ex) < 2 || ex[0].num("status") < 400 {
+		t.Fatalf("want a refused flush then a delivered one, got %v", ex)
+	}
+	first, last := ex[0], ex[len(ex)-1]
+	if last.num("status") != 200 || first.str("request") != last.str("request") {
+		t.Errorf("the delivered batch %q is not the refused one %q resent", last.str("request"), first.str("request"))
+	}
+	t.Logf("refused with %v (Retry-After %v), delivered after %d attempts", first["status"], first["retry_after"], len(ex))
+}
+
+// A per-file (manifest) bundle: Capstan answers the manifest, the plugin's
+// worker fetches each file from its download_url, checks its hash and
+// assembles the bundle.
+func (e *env) manifestDownload(t *testing.T) {
+	t.Parallel()
+	app := e.newApp(t)
+	files := webFiles("1.1.0")
+	cdn := newCDN(t, files)
+	e.uploadManifest(t, app, "1.1.0", cdn, files)
+	e.channel(t, app, "production", admin.ChannelPatch{Bundle: ptr("1.1.0"), Public: ptr(true)})
+	d := e.device(t, deviceConfig{AppID: app})
+	r := autoUpdateDone(t, d)
+	if r["branch"] != "download" || response(r)["manifest"] == nil {
+		t.Fatalf("branch %v answer %v, want a manifest download", r["branch"], response(r))
+	}
+	if f := d.notified("downloadFailed"); len(f) > 0 {
+		t.Fatalf("manifest download failed: %v; plugin sent %v", f[0], d.sentActions())
+	}
+	next, _ := d.obj("state", nil)["next"].(map[string]any)
+	if next == nil || next["version"] != "1.1.0" {
+		t.Fatalf("next bundle %v, want 1.1.0", next)
+	}
+	got := d.obj("files", m("id", next["id"]))
+	for name, content := range files {
+		if got[name] != sha([]byte(content)) {
+			t.Errorf("%s: %v, want %s", name, got[name], sha([]byte(content)))
+		}
+	}
+	for _, a := range []string{"download_manifest_start", "download_manifest_complete"} {
+		if !contains(d.sentActions(), a) {
+			t.Errorf("no %s stat; sent %v", a, d.sentActions())
+		}
+	}
+}
+
+// newCDN serves bundle files on loopback, where an operator's CDN would
+// hold a manifest bundle's files (Capstan stores only the manifest).
+func newCDN(t *testing.T, files map[string]string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := files[strings.TrimPrefix(r.URL.Path, "/")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte(c))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func manifestOf(cdn *httptest.Server, files map[string]string) []release.ManifestEntry {
+	var out []release.ManifestEntry
+	for name, c := range files {
+		out = append(out, release.ManifestEntry{FileName: name, FileHash: sha([]byte(c)), DownloadURL: cdn.URL + "/" + name, Size: int64(len(c))})
+	}
+	return out
+}
+
+func (e *env) uploadManifest(t *testing.T, app, version string, cdn *httptest.Server, files map[string]string) {
+	t.Helper()
+	meta := admin.BundleMetadata{Version: version, Manifest: manifestOf(cdn, files)}
+	if _, err := e.srv.Admin.UploadBundle(ctxT(t), app, meta, nil); err != nil {
+		t.Fatalf("upload manifest bundle: %v", err)
+	}
+}
+
+var _ = bytes.NewReader
