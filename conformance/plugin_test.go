@@ -153,11 +153,24 @@ func TestPlugin(t *testing.T) {
 }
 
 // autoUpdateDone runs the plugin's update check and, when it starts a
-// download, waits until the download ends (setNext or downloadFailed).
+// download, waits until the download ends (setNext or downloadFailed);
+// r["refused"] is set when the plugin declined to start it.
 func autoUpdateDone(t *testing.T, d *device) map[string]any {
 	t.Helper()
 	r := d.obj("autoUpdate", nil)
 	if r["branch"] == "download" {
+		// downloadBackground records the bundle as downloading before its
+		// worker starts; no record means the plugin refused to start.
+		started := false
+		for _, b := range d.obj("state", nil)["bundle_infos"].([]any) {
+			if b.(map[string]any)["version"] == response(r)["version"] {
+				started = true
+			}
+		}
+		if !started {
+			r["refused"] = true
+			return r
+		}
 		if _, ok := d.waitFor(20*time.Second, func(ev event) bool {
 			return ev.str("event") == "notify" && (ev.str("name") == "setNext" || ev.str("name") == "downloadFailed")
 		}); !ok {
@@ -193,6 +206,7 @@ func response(r map[string]any) map[string]any {
 	resp, _ := r["response"].(map[string]any)
 	return resp
 }
+
 // The device on builtin asks, is offered 1.0.1, downloads the zip in the
 // plugin's worker, checks its SHA-256, unzips it and sets it as next bundle.
 func (e *env) updateDownloadUnzip(t *testing.T) {

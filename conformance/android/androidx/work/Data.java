@@ -38,6 +38,16 @@ public final class Data {
         return values;
     }
 
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof Data && values.equals(((Data) o).values);
+    }
+
+    @Override
+    public int hashCode() {
+        return values.hashCode();
+    }
+
     public static final class Builder {
 
         private final Map<String, Object> values = new HashMap<>();

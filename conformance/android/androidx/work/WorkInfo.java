@@ -57,4 +57,17 @@ public final class WorkInfo {
     public int getRunAttemptCount() {
         return runAttemptCount;
     }
+
+    @Override
+    public boolean equals(Object o) {
+        if (!(o instanceof WorkInfo)) return false;
+        WorkInfo w = (WorkInfo) o;
+        return id.equals(w.id) && state == w.state && tags.equals(w.tags) && output.equals(w.output) &&
+            progress.equals(w.progress) && runAttemptCount == w.runAttemptCount;
+    }
+
+    @Override
+    public int hashCode() {
+        return java.util.Objects.hash(id, state, tags, output, progress, runAttemptCount);
+    }
 }

@@ -213,6 +213,7 @@ public final class ConformanceDriver {
         r.put("stored_default_channel", prefs.getString(DEFAULT_CHANNEL_PREF_KEY, null) == null ? JSONObject.NULL : prefs.getString(DEFAULT_CHANNEL_PREF_KEY, null));
         r.put("pending_stats", updater.pendingStatsCount());
         r.put("bundles", json(updater.list(false)));
+        r.put("bundle_infos", json(updater.list(true)));
         return r;
     }
 
