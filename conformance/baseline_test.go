@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -306,5 +305,3 @@ func (e *env) uploadManifest(t *testing.T, app, version string, cdn *httptest.Se
 		t.Fatalf("upload manifest bundle: %v", err)
 	}
 }
-
-var _ = bytes.NewReader

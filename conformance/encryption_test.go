@@ -101,10 +101,10 @@ func (e *env) encryptedBundle(t *testing.T) {
 	}
 
 	d := e.device(t, deviceConfig{AppID: app, PublicKey: string(pub)})
-	keyID := d.obj("state", nil) // device is up; its key id comes from init
-	_ = keyID
-	kid := keyIDOf(string(pub))
-	meta := admin.BundleMetadata{Version: "1.3.0", SessionKey: enc.IVSessionKey, Checksum: enc.Checksum, KeyID: kid}
+	if d.keyID == "" || d.keyID != keyIDOf(string(pub)) {
+		t.Fatalf("plugin key id %q, want %q", d.keyID, keyIDOf(string(pub)))
+	}
+	meta := admin.BundleMetadata{Version: "1.3.0", SessionKey: enc.IVSessionKey, Checksum: enc.Checksum, KeyID: d.keyID}
 	if _, err := e.srv.Admin.UploadBundle(ctxT(t), app, meta, bytes.NewReader(encrypted)); err != nil {
 		t.Fatalf("upload encrypted bundle: %v", err)
 	}
@@ -134,8 +134,8 @@ func (e *env) encryptedBundle(t *testing.T) {
 	}
 }
 
-// keyIDOf is CryptoCipher.calcKeyId: the first 20 base64 characters of
-// the PEM body.
+// keyIDOf is the key id the Capgo CLI derives: the first 20 base64
+// characters of the PEM body (the plugin's CryptoCipher.calcKeyId agrees).
 func keyIDOf(pub string) string {
 	s := strings.NewReplacer("-----BEGIN RSA PUBLIC KEY-----", "", "-----END RSA PUBLIC KEY-----", "", "\n", "", "\r", "", " ", "").Replace(pub)
 	if len(s) > 20 {

@@ -218,6 +218,8 @@ type device struct {
 	events  []event
 	stderr  *syncBuffer
 	done    chan struct{}
+	// keyID is CryptoCipher.calcKeyId of the configured public key.
+	keyID string
 }
 
 type deviceConfig struct {
@@ -282,7 +284,8 @@ func newDevice(t testing.TB, classpath string, srv *server, cfg deviceConfig) *d
 	}
 	b, _ := json.Marshal(cfg)
 	_ = json.Unmarshal(b, &args)
-	d.call("init", args)
+	init, _ := d.call("init", args).(map[string]any)
+	d.keyID, _ = init["key_id"].(string)
 	return d
 }
 
