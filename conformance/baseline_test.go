@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -242,13 +243,21 @@ func (e *env) statsBackpressure(t *testing.T) {
 
 // A per-file (manifest) bundle: Capstan answers the manifest, the plugin's
 // worker fetches each file from its download_url, checks its hash and
-// assembles the bundle.
+// assembles the bundle; a .br entry is stored decompressed under its name
+// without .br, its hash being that of the decompressed file.
 func (e *env) manifestDownload(t *testing.T) {
 	t.Parallel()
 	app := e.newApp(t)
 	files := webFiles("1.1.0")
-	cdn := newCDN(t, files)
-	e.uploadManifest(t, app, "1.1.0", cdn, files)
+	served := map[string]string{"index.html": files["index.html"], "assets/app.js.br": string(brotliCompress(t, files["assets/app.js"]))}
+	cdn := newCDN(t, served)
+	manifest := []release.ManifestEntry{
+		{FileName: "index.html", FileHash: sha([]byte(files["index.html"])), DownloadURL: cdn.URL + "/index.html"},
+		{FileName: "assets/app.js.br", FileHash: sha([]byte(files["assets/app.js"])), DownloadURL: cdn.URL + "/assets/app.js.br"},
+	}
+	if _, err := e.srv.Admin.UploadBundle(ctxT(t), app, admin.BundleMetadata{Version: "1.1.0", Manifest: manifest}, nil); err != nil {
+		t.Fatalf("upload manifest bundle: %v", err)
+	}
 	e.channel(t, app, "production", admin.ChannelPatch{Bundle: ptr("1.1.0"), Public: ptr(true)})
 	d := e.device(t, deviceConfig{AppID: app})
 	r := autoUpdateDone(t, d)
@@ -265,7 +274,7 @@ func (e *env) manifestDownload(t *testing.T) {
 	got := d.obj("files", m("id", next["id"]))
 	for name, content := range files {
 		if got[name] != sha([]byte(content)) {
-			t.Errorf("%s: %v, want %s", name, got[name], sha([]byte(content)))
+			t.Errorf("%s: %v, want %s (bundle files %v)", name, got[name], sha([]byte(content)), got)
 		}
 	}
 	for _, a := range []string{"download_manifest_start", "download_manifest_complete"} {
@@ -273,6 +282,22 @@ func (e *env) manifestDownload(t *testing.T) {
 			t.Errorf("no %s stat; sent %v", a, d.sentActions())
 		}
 	}
+}
+
+// brotliCompress uses Debian's brotli, as the Capgo CLI compresses
+// manifest files before upload.
+func brotliCompress(t *testing.T, content string) []byte {
+	t.Helper()
+	if _, err := exec.LookPath("brotli"); err != nil {
+		t.Fatal("brotli not found: run `bash .ci/install-deps` (apt brotli)")
+	}
+	cmd := exec.Command("brotli", "--stdout", "-")
+	cmd.Stdin = strings.NewReader(content)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("brotli: %v", err)
+	}
+	return out
 }
 
 // newCDN serves bundle files on loopback, where an operator's CDN would

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func sha(b []byte) string {
 func webFiles(version string) map[string]string {
 	return map[string]string{
 		"index.html":    "<!doctype html><title>" + version + "</title>",
-		"assets/app.js": "console.log('" + version + "')",
+		"assets/app.js": strings.Repeat("console.log('"+version+"');\n", 20),
 	}
 }
 
