@@ -35,22 +35,23 @@ var errUnknownColumn = errors.New("no column-wise appender")
 
 // stringColumns read one String column from an event.
 var stringColumns = map[string]func(*schema.Event) string{
-	"event_id":         func(e *schema.Event) string { return e.ID },
-	"app_id":           func(e *schema.Event) string { return e.AppID },
-	"device_id":        func(e *schema.Event) string { return e.DeviceID },
-	"platform":         func(e *schema.Event) string { return e.Platform },
-	"action":           func(e *schema.Event) string { return e.Action },
-	"version_name":     func(e *schema.Event) string { return e.VersionName },
-	"file_name":        func(e *schema.Event) string { return e.FileName },
-	"old_version_name": func(e *schema.Event) string { return e.OldVersionName },
-	"version_build":    func(e *schema.Event) string { return e.VersionBuild },
-	"version_code":     func(e *schema.Event) string { return e.VersionCode },
-	"version_os":       func(e *schema.Event) string { return e.VersionOS },
-	"plugin_version":   func(e *schema.Event) string { return e.PluginVersion },
-	"custom_id":        func(e *schema.Event) string { return e.CustomID },
-	"channel":          func(e *schema.Event) string { return e.Channel },
-	"install_source":   func(e *schema.Event) string { return e.InstallSource },
-	"key_id":           func(e *schema.Event) string { return e.KeyID },
+	"event_id":              func(e *schema.Event) string { return e.ID },
+	"app_id":                func(e *schema.Event) string { return e.AppID },
+	"device_id":             func(e *schema.Event) string { return e.DeviceID },
+	"platform":              func(e *schema.Event) string { return e.Platform },
+	"action":                func(e *schema.Event) string { return e.Action },
+	"version_name":          func(e *schema.Event) string { return e.VersionName },
+	"file_name":             func(e *schema.Event) string { return e.FileName },
+	"old_version_name":      func(e *schema.Event) string { return e.OldVersionName },
+	"version_build":         func(e *schema.Event) string { return e.VersionBuild },
+	"version_code":          func(e *schema.Event) string { return e.VersionCode },
+	"version_os":            func(e *schema.Event) string { return e.VersionOS },
+	"plugin_version":        func(e *schema.Event) string { return e.PluginVersion },
+	"custom_id":             func(e *schema.Event) string { return e.CustomID },
+	"channel":               func(e *schema.Event) string { return e.Channel },
+	"install_source":        func(e *schema.Event) string { return e.InstallSource },
+	"key_id":                func(e *schema.Event) string { return e.KeyID },
+	"reported_version_name": func(e *schema.Event) string { return e.ReportedVersion },
 }
 
 // eventTime is a DateTime(64) column value as schema.EventValues makes
@@ -112,12 +113,17 @@ func (c *columns) column(name string, rows []*item, flavor schema.Flavor) (any, 
 			c.times = append(c.times, eventTime(ms, flavor))
 		}
 		return c.times, nil
-	case "is_emulator", "is_prod":
+	case "is_emulator", "is_prod", "ignored":
 		c.u8 = c.u8[:0]
 		for _, it := range rows {
-			f := it.ev.IsProd
-			if name == "is_emulator" {
+			var f bool
+			switch name {
+			case "is_prod":
+				f = it.ev.IsProd
+			case "is_emulator":
 				f = it.ev.IsEmulator
+			default:
+				f = it.ev.Ignored
 			}
 			c.u8 = append(c.u8, b2u(f))
 		}

@@ -25,6 +25,10 @@ func TestColumnsMatchEventValues(t *testing.T) {
 		e.FileName, e.CustomID, e.InstallSource, e.KeyID = "f", "c", "s", "k"
 		e.IsEmulator = i%3 == 0
 		e.IsProd = i%5 != 0
+		e.Ignored = i%7 == 0
+		if i%2 == 0 {
+			e.ReportedVersion = "0.9.0"
+		}
 		rows = append(rows, &item{ev: e})
 	}
 	for _, flavor := range []schema.Flavor{schema.FlavorLegacy, schema.FlavorModern} {

@@ -107,6 +107,10 @@ func (d *fastDecoder) field(e *schema.Event, key []byte, i int) (int, bool) {
 		return d.boolValue(&e.IsEmulator, i)
 	case "is_prod":
 		return d.boolValue(&e.IsProd, i)
+	case "reported_version":
+		dst = &e.ReportedVersion
+	case "ignored":
+		return d.boolValue(&e.Ignored, i)
 	case "metadata":
 		return jsonwire.StringMap(d.data, d.body, i, &e.Metadata)
 	default:
@@ -123,4 +127,5 @@ func (d *fastDecoder) field(e *schema.Event, key []byte, i int) (int, bool) {
 // eventFieldNames are schema.Event's JSON keys.
 var eventFieldNames = [...]string{"id", "received_ms", "client_ms", "app_id", "device_id", "platform", "action",
 	"version_name", "file_name", "old_version_name", "version_build", "version_code", "version_os",
-	"plugin_version", "custom_id", "channel", "install_source", "key_id", "is_emulator", "is_prod", "metadata"}
+	"plugin_version", "custom_id", "channel", "install_source", "key_id", "is_emulator", "is_prod",
+	"reported_version", "ignored", "metadata"}

@@ -299,3 +299,56 @@ func TestEventIdentityThroughPipeline(t *testing.T) {
 		}
 	}
 }
+
+// Failure accounting end to end: an old plugin's download_fail is stored
+// but not counted, a failure naming its bundle is attributed to it, and
+// the report counts production devices only unless asked.
+func TestFailureAccountingThroughPipeline(t *testing.T) {
+	ne := startNATS(t)
+	db := newCHDB(t, chtest.Shared(t))
+	f := newFront(ne.js)
+	startConsumer(t, testConfig(ne.js, db.conn))
+
+	dev := func(id, plugin, extra string) string {
+		return `"platform":"android","device_id":"00000000-0000-4000-8000-00000000000` + id + `","app_id":"com.example.fail",` +
+			`"version_name":"1.0.0","old_version_name":"","plugin_version":"` + plugin + `"` + extra
+	}
+	body := `[{` + dev("1", "7.1.0", `,"is_prod":true`) + `,"action":"download_fail","timestamp":1}` +
+		`,{` + dev("2", "8.51.23", `,"is_prod":true`) + `,"action":"download_fail","timestamp":2,"metadata":{"failed_version":"1.1.0"}}` +
+		`,{` + dev("3", "8.51.23", `,"is_prod":true,"is_emulator":true`) + `,"action":"download_fail","timestamp":3}` +
+		`,{` + dev("4", "8.51.23", `,"is_prod":false`) + `,"action":"download_fail","timestamp":4}` +
+		`,{` + dev("5", "8.51.23", `,"is_prod":true`) + `,"action":"set","timestamp":5}]`
+	if code := f.postRaw(t, body); code != 200 {
+		t.Fatalf("post: %d", code)
+	}
+	db.waitCounts(t, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var ignored uint8
+	var reported string
+	if err := db.conn.QueryRow(ctx, "SELECT ignored FROM capstan_events WHERE plugin_version = '7.1.0'").Scan(&ignored); err != nil || ignored != 1 {
+		t.Fatalf("legacy download_fail: ignored %d, %v", ignored, err)
+	}
+	if err := db.conn.QueryRow(ctx, "SELECT reported_version_name FROM capstan_events WHERE version_name = '1.1.0'").Scan(&reported); err != nil || reported != "1.0.0" {
+		t.Fatalf("attributed failure: reported %q, %v", reported, err)
+	}
+	q := schema.ReportQuery{App: "com.example.fail", Since: time.Now().Add(-time.Hour)}
+	failures := func(q schema.ReportQuery) map[string]uint64 {
+		rows, err := schema.Report(ctx, db.conn, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]uint64{}
+		for _, r := range rows {
+			out[r.Version] = r.Failures
+		}
+		return out
+	}
+	if got := failures(q); got["1.0.0"] != 0 || got["1.1.0"] != 1 {
+		t.Errorf("production failures %v, want 1.0.0: 0, 1.1.0: 1", got)
+	}
+	q.IncludeDev = true
+	if got := failures(q); got["1.0.0"] != 2 || got["1.1.0"] != 1 {
+		t.Errorf("failures with dev devices %v, want 1.0.0: 2, 1.1.0: 1", got)
+	}
+}

@@ -263,7 +263,8 @@ func legacyEventsDDL(platformType, extra string) string {
 		app_id String, device_id String, platform ` + platformType + `, action String, version_name String,
 		file_name String, old_version_name String, version_build String, version_code String, version_os String,
 		plugin_version String, custom_id String, channel String, install_source String, key_id String,
-		is_emulator UInt8, is_prod UInt8, metadata_keys Array(String), metadata_values Array(String)` + extra + `)
+		is_emulator UInt8, is_prod UInt8, reported_version_name String, ignored UInt8,
+		metadata_keys Array(String), metadata_values Array(String)` + extra + `)
 		ENGINE = ReplacingMergeTree PARTITION BY toYYYYMMDD(received_at) ORDER BY (app_id, action, event_id)`
 }
 

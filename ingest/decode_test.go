@@ -439,3 +439,64 @@ func decodeWith(t *testing.T, decode decodeFunc, body string) []item {
 	}
 	return items
 }
+
+func TestAttributedVersion(t *testing.T) {
+	for _, tt := range []struct {
+		action, version string
+		meta            map[string]string
+		want            string
+	}{
+		{"download_fail", "1.0.0", nil, "1.0.0"},
+		{"download_fail", "1.0.0", map[string]string{"failed_version": "1.1.0"}, "1.1.0"},
+		{"download_fail", "1.0.0", map[string]string{"version_name": "1.1.0:www/app.js"}, "1.1.0"},
+		{"download_fail", "1.0.0", map[string]string{"version_name": "1.1.0", "failed_version": "1.2.0"}, "1.2.0"},
+		{"download_fail", "1.0.0", map[string]string{"failed_version": ""}, "1.0.0"},
+		{"checksum_required", "1.0.0", map[string]string{"failed_version": "1.1.0"}, "1.1.0"},
+		{"app_crash", "1.0.0", map[string]string{"exit_reason": "crash"}, "1.0.0"},
+		{"set", "1.0.0", map[string]string{"failed_version": "1.1.0"}, "1.0.0"}, // not a failure
+		{"download_fail", "1.0.0", map[string]string{"failed_version": strings.Repeat("9", 300)}, "1.0.0"},
+	} {
+		if got := attributedVersion(tt.action, tt.version, tt.meta); got != tt.want {
+			t.Errorf("attributedVersion(%s, %s, %v) = %s, want %s", tt.action, tt.version, tt.meta, got, tt.want)
+		}
+	}
+	// The event keeps what the device sent.
+	it := decodeOne(t, base(`"action":"download_fail","metadata":{"failed_version":"1.1.0"}`))
+	if it.err != nil || it.ev.VersionName != "1.1.0" || it.ev.ReportedVersion != "1.0.0" {
+		t.Fatalf("%+v", it)
+	}
+	if it := decodeOne(t, base(`"action":"download_fail"`)); it.ev.VersionName != "1.0.0" || it.ev.ReportedVersion != "" {
+		t.Fatalf("%+v", it)
+	}
+}
+
+func TestLegacyDownloadFail(t *testing.T) {
+	for _, tt := range []struct {
+		action, plugin string
+		want           bool
+	}{
+		{"download_fail", "5.9.9", true},
+		{"download_fail", "6.14.24", true},
+		{"download_fail", "6.14.25", false},
+		{"download_fail", "6.20.0", false},
+		{"download_fail", "7.0.0", true},
+		{"download_fail", "7.16.9", true},
+		{"download_fail", "7.17.0", false},
+		{"download_fail", "7.17.0-beta.1", false},
+		{"download_fail", "v7.2", true},
+		{"download_fail", "8.0.0", false},
+		{"download_fail", "8.51.23", false},
+		{"download_fail", "", false},
+		{"download_fail", "unknown", false},
+		{"download_fail", "7.x", false},
+		{"set_fail", "6.0.0", false},
+		{"download_manifest_file_fail", "7.0.0", false},
+	} {
+		if got := legacyDownloadFail(tt.action, tt.plugin); got != tt.want {
+			t.Errorf("legacyDownloadFail(%s, %s) = %v, want %v", tt.action, tt.plugin, got, tt.want)
+		}
+	}
+	if it := decodeOne(t, base(`"action":"download_fail","plugin_version":"7.1.0"`)); it.err != nil || !it.ev.Ignored {
+		t.Fatalf("legacy download_fail not marked: %+v", it)
+	}
+}

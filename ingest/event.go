@@ -263,25 +263,31 @@ func normalize(w *wireEvent) (schema.Event, *eventError) {
 	if err := checkMetadata(w.Metadata); err != nil {
 		return ev, err
 	}
+	reported := ""
+	if a := attributedVersion(string(w.Action), version, w.Metadata); a != version {
+		reported, version = version, a
+	}
 	ev = schema.Event{
-		AppID:          string(w.AppID),
-		DeviceID:       strings.ToLower(string(w.DeviceID)),
-		Platform:       platform,
-		Action:         string(w.Action),
-		VersionName:    version,
-		FileName:       file,
-		OldVersionName: string(w.OldVersionName),
-		VersionBuild:   string(w.VersionBuild),
-		VersionCode:    string(w.VersionCode),
-		VersionOS:      string(w.VersionOS),
-		PluginVersion:  string(w.PluginVersion),
-		CustomID:       string(w.CustomID),
-		Channel:        string(w.DefaultChannel),
-		InstallSource:  string(w.InstallSource),
-		KeyID:          string(w.KeyID),
-		IsEmulator:     w.IsEmulator.Or(false),
-		IsProd:         w.IsProd.Or(true),
-		Metadata:       w.Metadata,
+		ReportedVersion: reported,
+		Ignored:         legacyDownloadFail(string(w.Action), string(w.PluginVersion)),
+		AppID:           string(w.AppID),
+		DeviceID:        strings.ToLower(string(w.DeviceID)),
+		Platform:        platform,
+		Action:          string(w.Action),
+		VersionName:     version,
+		FileName:        file,
+		OldVersionName:  string(w.OldVersionName),
+		VersionBuild:    string(w.VersionBuild),
+		VersionCode:     string(w.VersionCode),
+		VersionOS:       string(w.VersionOS),
+		PluginVersion:   string(w.PluginVersion),
+		CustomID:        string(w.CustomID),
+		Channel:         string(w.DefaultChannel),
+		InstallSource:   string(w.InstallSource),
+		KeyID:           string(w.KeyID),
+		IsEmulator:      w.IsEmulator.Or(false),
+		IsProd:          w.IsProd.Or(true),
+		Metadata:        w.Metadata,
 	}
 	if w.Timestamp.Set && w.Timestamp.V > 0 && w.Timestamp.V < maxClientMs {
 		ev.ClientMs = w.Timestamp.V
@@ -290,6 +296,81 @@ func normalize(w *wireEvent) (schema.Event, *eventError) {
 		ev.Metadata = nil
 	}
 	return ev, nil
+}
+
+// attributionKeys are metadata keys that name the bundle a failure is
+// about, in order of preference. Plugin 8.51.23 sends none of them with a
+// failure (its failure stats carry no metadata about the bundle); the
+// event's own "<version>:<file>" is the only attribution it gives.
+var attributionKeys = [...]string{"failed_version", "version_name"}
+
+// attributedVersion is the bundle a failure event is about: the version a
+// metadata attribution key names (its "<version>" part), else version.
+// Other actions keep version.
+func attributedVersion(action, version string, meta map[string]string) string {
+	if len(meta) == 0 || !schema.IsFailureAction(action) {
+		return version
+	}
+	for _, k := range attributionKeys {
+		v, _, _ := strings.Cut(meta[k], ":")
+		if v != "" && len(v) <= maxFieldLen {
+			return v
+		}
+	}
+	return version
+}
+
+// legacyDownloadFail reports a download_fail from a plugin that sent one
+// for every "no update" answer: before 6.14.25, and 7.x before 7.17.0.
+// An unparsable plugin_version is not legacy: better count a failure too
+// many than hide real ones.
+func legacyDownloadFail(action, pluginVersion string) bool {
+	if action != "download_fail" {
+		return false
+	}
+	v, ok := parseVersion(pluginVersion)
+	if !ok {
+		return false
+	}
+	switch {
+	case v[0] < 6:
+		return true
+	case v[0] == 6:
+		return less(v, [3]int{6, 14, 25})
+	case v[0] == 7:
+		return less(v, [3]int{7, 17, 0})
+	}
+	return false
+}
+
+// parseVersion reads "major.minor.patch", with an optional "v" prefix and
+// any "-pre" or "+build" suffix ignored; minor and patch may be missing.
+func parseVersion(s string) (v [3]int, ok bool) {
+	s = strings.TrimPrefix(strings.TrimSpace(s), "v")
+	if i := strings.IndexAny(s, "-+"); i >= 0 {
+		s = s[:i]
+	}
+	parts := strings.Split(s, ".")
+	if len(parts) == 0 || len(parts) > 3 {
+		return v, false
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return v, false
+		}
+		v[i] = n
+	}
+	return v, true
+}
+
+func less(a, b [3]int) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
 }
 
 func normPlatform(p string) (string, *eventError) {

@@ -76,6 +76,10 @@ func appendEvent(b []byte, ev *schema.Event, keys []string) ([]byte, []string) {
 	b = strconv.AppendBool(b, ev.IsEmulator)
 	b = append(b, `,"is_prod":`...)
 	b = strconv.AppendBool(b, ev.IsProd)
+	b = appendField(b, `,"reported_version":`, ev.ReportedVersion, true)
+	if ev.Ignored {
+		b = append(b, `,"ignored":true`...)
+	}
 	if len(ev.Metadata) > 0 {
 		b = append(b, `,"metadata":`...)
 		b, keys = jsonwire.AppendStringMap(b, ev.Metadata, keys)

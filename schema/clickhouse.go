@@ -18,11 +18,16 @@ import (
 
 // ClickHouse table names (in the database given by the DSN).
 const (
-	DefaultDatabase    = "capstan"
-	MigrationsTable    = "capstan_schema_migrations"
-	EventsTable        = "capstan_events"
-	EventsMinuteTable  = "capstan_events_minute"
-	EventsMinuteView   = "capstan_events_minute_mv"
+	DefaultDatabase   = "capstan"
+	MigrationsTable   = "capstan_schema_migrations"
+	EventsTable       = "capstan_events"
+	EventsMinuteTable = "capstan_events_minute"
+	EventsMinuteView  = "capstan_events_minute_mv"
+	// RollupTable is the per-minute rollup with the is_prod, is_emulator
+	// and ignored dimensions (migration 0005); reports and dashboards
+	// read it. EventsMinuteTable is still fed, for existing queries.
+	RollupTable        = "capstan_rollup_minute"
+	RollupView         = "capstan_rollup_minute_mv"
 	DevicesTable       = "capstan_devices"
 	DevicesView        = "capstan_devices_mv"
 	migrationLockTable = "capstan_schema_lock"
@@ -40,6 +45,13 @@ const (
 	// RollbackCondition: update_fail (notifyAppReady not called in time),
 	// reset, and legacy revert.
 	RollbackCondition = "action IN ('update_fail', 'reset', 'revert')"
+	// CountedFailureCondition is FailureCondition without the events kept
+	// but ignored (legacy download_fail); for the tables with an ignored
+	// column (capstan_events, RollupTable).
+	CountedFailureCondition = "(" + FailureCondition + " AND ignored = 0)"
+	// ProductionCondition: devices running a production build on real
+	// hardware, what reports and alerts count by default.
+	ProductionCondition = "(is_prod = 1 AND is_emulator = 0)"
 	// RunningCondition: the event says the device runs version_name (not a
 	// failure, not download progress or bookkeeping of another bundle).
 	RunningCondition = "NOT (" + FailureCondition + " OR startsWith(action, 'download_') OR action IN ('set_next', 'delete'))"
@@ -229,7 +241,7 @@ var eventColumnsModern = []string{
 	"event_id", "received_at", "client_time", "app_id", "device_id", "platform", "action",
 	"version_name", "file_name", "old_version_name", "version_build", "version_code",
 	"version_os", "plugin_version", "custom_id", "channel", "install_source", "key_id",
-	"is_emulator", "is_prod", "metadata",
+	"is_emulator", "is_prod", "reported_version_name", "ignored", "metadata",
 }
 
 // EventColumns is the explicit column list of capstan_events inserts, in
@@ -261,7 +273,7 @@ func EventValues(e *Event, flavor Flavor) []any {
 		e.ID, received, client, e.AppID, e.DeviceID, e.Platform, e.Action,
 		e.VersionName, e.FileName, e.OldVersionName, e.VersionBuild, e.VersionCode,
 		e.VersionOS, e.PluginVersion, e.CustomID, e.Channel, e.InstallSource, e.KeyID,
-		b2u(e.IsEmulator), b2u(e.IsProd),
+		b2u(e.IsEmulator), b2u(e.IsProd), e.ReportedVersion, b2u(e.Ignored),
 	}
 	if flavor == FlavorLegacy {
 		keys := make([]string, 0, len(e.Metadata))

@@ -38,6 +38,10 @@ type renderData struct {
 	Running string // frozen for 0003: runningCondition0003
 	// RunningNow is the current RunningCondition, for later migrations.
 	RunningNow string
+	// AddColumn is "ADD COLUMN IF NOT EXISTS", or "ADD COLUMN" where the
+	// server lacks IF NOT EXISTS (18.16); Migrate then takes "column
+	// already exists" as done, so the step stays safe to repeat.
+	AddColumn string
 	days       int
 }
 
@@ -58,6 +62,7 @@ var ttlColumns = map[string]string{
 	EventsTable:       "received_at",
 	EventsMinuteTable: "minute",
 	DevicesTable:      "last_seen",
+	RollupTable:       "minute",
 }
 
 // Migrations renders every migration for a flavour; db "" is rendered as
@@ -68,6 +73,10 @@ func Migrations(flavor Flavor, db string, retentionDays int) ([]Migration, error
 		db = DefaultDatabase
 	}
 	data := renderData{DB: quoteIdent(db), Running: runningCondition0003, RunningNow: RunningCondition, days: retentionDays}
+	data.AddColumn = "ADD COLUMN IF NOT EXISTS"
+	if flavor == FlavorLegacy {
+		data.AddColumn = "ADD COLUMN"
+	}
 	if flavor == FlavorModern {
 		data.Modern = true
 		data.LC, data.Time, data.Minute = "LowCardinality(String)", "DateTime64(3, 'UTC')", "DateTime('UTC')"
@@ -102,6 +111,20 @@ func Migrations(flavor Flavor, db string, retentionDays int) ([]Migration, error
 		out = append(out, Migration{Version: uint32(v), Name: label, Statements: splitStatements(buf.String())})
 	}
 	return out, nil
+}
+
+// Exception codes of ALTER TABLE ADD COLUMN for a column that exists.
+const (
+	codeIllegalColumn   = 44
+	codeDuplicateColumn = 15
+)
+
+// columnAlreadyAdded reports an ADD COLUMN without IF NOT EXISTS that
+// failed because an interrupted earlier run of the migration added it.
+func columnAlreadyAdded(stmt string, code int) bool {
+	return (code == codeIllegalColumn || code == codeDuplicateColumn) &&
+		strings.HasPrefix(stmt, "ALTER TABLE ") && strings.Contains(stmt, " ADD COLUMN ") &&
+		!strings.Contains(stmt, " ADD COLUMN IF NOT EXISTS ")
 }
 
 // splitStatements drops "--" comment lines and splits on ";" at line end.
@@ -181,7 +204,7 @@ func Migrate(ctx context.Context, q Querier, opts MigrateOptions) error {
 			continue
 		}
 		for _, stmt := range m.Statements {
-			if err := q.Exec(ctx, stmt); err != nil {
+			if err := q.Exec(ctx, stmt); err != nil && !columnAlreadyAdded(stmt, ErrorCode(err)) {
 				return fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
 			}
 		}
@@ -277,7 +300,7 @@ func acquireMigrationLock(ctx context.Context, q Querier, db string, stale time.
 // reconcileTTL sets (or removes) each table's TTL to match retentionDays,
 // so a changed setting applies to existing tables.
 func reconcileTTL(ctx context.Context, q Querier, db string, days int, log *slog.Logger) error {
-	for _, table := range []string{EventsTable, EventsMinuteTable, DevicesTable} {
+	for _, table := range []string{EventsTable, EventsMinuteTable, DevicesTable, RollupTable} {
 		var engine string
 		err := queryRow(ctx, q, fmt.Sprintf("SELECT engine_full FROM system.tables WHERE database = %s AND name = %s",
 			Quote(db), Quote(table)), &engine)
@@ -305,7 +328,7 @@ func reconcileTTL(ctx context.Context, q Querier, db string, days int, log *slog
 
 // DropExpiredPartitions enforces retention where TTL is unavailable
 // (legacy servers such as 18.16; harmless on modern ones): it drops the
-// daily partitions of capstan_events and capstan_events_minute older than
+// daily partitions of capstan_events and the rollups older than
 // retentionDays before now, and deletes device rows not seen since then.
 // The consumer runs it periodically. retentionDays <= 0 does nothing.
 // Returns how many partitions were dropped.
@@ -321,7 +344,7 @@ func DropExpiredPartitions(ctx context.Context, q Querier, db string, retentionD
 	cutoff := now.UTC().AddDate(0, 0, -retentionDays)
 	cutoffDay := cutoff.Format("20060102")
 	dropped := 0
-	for _, table := range []string{EventsTable, EventsMinuteTable} {
+	for _, table := range []string{EventsTable, EventsMinuteTable, RollupTable} {
 		rows, err := q.Query(ctx, fmt.Sprintf(
 			"SELECT DISTINCT partition FROM system.parts WHERE database = %s AND table = %s AND active ORDER BY partition",
 			Quote(db), Quote(table)))

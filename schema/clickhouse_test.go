@@ -119,6 +119,16 @@ func TestMigrateServer(t *testing.T) {
 	if got := tables(t, conn, db); !reflect.DeepEqual(got, allTables) {
 		t.Fatalf("tables %v", got)
 	}
+	// An interrupted run repeats 0005's ADD COLUMN, which 18.16 cannot
+	// say IF NOT EXISTS to: the error must be one Migrate takes as done.
+	ms, err := schema.Migrations(schema.FlavorLegacy, db, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = conn.Exec(ctx, ms[4].Statements[0])
+	if code := schema.ErrorCode(err); code != 44 && code != 15 {
+		t.Fatalf("adding an existing column: %v", err)
+	}
 }
 
 // allVersions are the versions of every embedded migration.
@@ -135,7 +145,8 @@ func allVersions(t *testing.T) []uint32 {
 	return v
 }
 
-var allTables = []string{"capstan_devices", "capstan_devices_mv", "capstan_events", "capstan_events_minute", "capstan_events_minute_mv", "capstan_schema_migrations"}
+var allTables = []string{"capstan_devices", "capstan_devices_mv", "capstan_events", "capstan_events_minute", "capstan_events_minute_mv",
+	"capstan_rollup_minute", "capstan_rollup_minute_mv", "capstan_schema_migrations"}
 
 func tables(t *testing.T, q schema.Querier, db string) []string {
 	t.Helper()
@@ -249,7 +260,7 @@ func TestMigrateChDB(t *testing.T) {
 		if err := schema.Migrate(ctx, db, schema.MigrateOptions{Database: name, RetentionDays: days}); err != nil {
 			t.Fatalf("retention %d: %v", days, err)
 		}
-		for _, table := range []string{"capstan_events", "capstan_events_minute", "capstan_devices"} {
+		for _, table := range []string{"capstan_events", "capstan_events_minute", "capstan_devices", "capstan_rollup_minute"} {
 			var engine string
 			if err := db.QueryRow("SELECT engine_full FROM system.tables WHERE database = '"+name+"' AND name = '"+table+"'", &engine); err != nil {
 				t.Fatal(err)
@@ -298,11 +309,29 @@ func scenario() []*schema.Event {
 		ev(10, app, "d2", "checksum_fail", "1.1.0", "beta", 3),
 		ev(12, app, "d5", "session_key_required", "1.1.0", "beta", 4), // a failure; d5 runs no 1.1.0
 		ev(11, "com.other.app", "x1", "set", "2.0.0", "production", 0),
+		// Counted only with IncludeDev: an emulator and a dev build.
+		with(ev(13, app, "e1", "set", "1.0.0", "production", 5), func(e *schema.Event) { e.IsEmulator = true }),
+		with(ev(15, app, "dv", "app_crash", "1.1.0", "beta", 5), func(e *schema.Event) { e.IsProd = false }),
+		// Kept, but never a failure: an old plugin's "no update" download_fail.
+		with(ev(14, app, "x9", "download_fail", "1.0.0", "production", 5), func(e *schema.Event) { e.Ignored, e.PluginVersion = true, "6.0.0" }),
 	}
 }
 
+func with(e *schema.Event, f func(*schema.Event)) *schema.Event {
+	f(e)
+	return e
+}
+
+// wantDevReport is wantReport with IncludeDev.
+var wantDevReport = []schema.ReportRow{
+	{App: app, Version: "1.0.0", Installs: 4, ActiveDevices: 4, Failures: 3, FailureRate: 3.0 / 7, Rollbacks: 1, Events: 10,
+		FailuresByAction: []schema.ActionCount{{Action: "app_crash", Count: 1}, {Action: "download_fail", Count: 1}, {Action: "update_fail", Count: 1}}},
+	{App: app, Version: "1.1.0", Installs: 1, ActiveDevices: 1, Failures: 3, FailureRate: 0.75, Events: 4,
+		FailuresByAction: []schema.ActionCount{{Action: "app_crash", Count: 1}, {Action: "checksum_fail", Count: 1}, {Action: "session_key_required", Count: 1}}},
+}
+
 var wantReport = []schema.ReportRow{
-	{App: app, Version: "1.0.0", Installs: 3, ActiveDevices: 3, Failures: 3, FailureRate: 0.5, Rollbacks: 1, Events: 8,
+	{App: app, Version: "1.0.0", Installs: 3, ActiveDevices: 3, Failures: 3, FailureRate: 0.5, Rollbacks: 1, Events: 9,
 		FailuresByAction: []schema.ActionCount{{Action: "app_crash", Count: 1}, {Action: "download_fail", Count: 1}, {Action: "update_fail", Count: 1}}},
 	{App: app, Version: "1.1.0", Installs: 1, ActiveDevices: 1, Failures: 2, FailureRate: 2.0 / 3, Events: 3,
 		FailuresByAction: []schema.ActionCount{{Action: "checksum_fail", Count: 1}, {Action: "session_key_required", Count: 1}}},
@@ -319,6 +348,12 @@ func checkScenario(t *testing.T, q schema.Querier, db string) {
 	}
 	if events != uint64(len(scenario())) {
 		t.Errorf("rollup counts %d events, want %d (duplicates counted?)", events, len(scenario()))
+	}
+	if err := queryRow(q, "SELECT uniqExactMerge(events) FROM "+db+".capstan_rollup_minute", &events); err != nil {
+		t.Fatal(err)
+	}
+	if events != uint64(len(scenario())) {
+		t.Errorf("new rollup counts %d events, want %d", events, len(scenario()))
 	}
 	if err := queryRow(q, "SELECT count() FROM "+db+".capstan_events FINAL", &rollupRows); err != nil {
 		t.Fatal(err)
@@ -339,7 +374,7 @@ func checkScenario(t *testing.T, q schema.Querier, db string) {
 		got[d] = v
 	}
 	rows.Close()
-	want := map[string]string{"d1": "1.1.0", "d2": "1.0.0", "d3": "1.0.0"}
+	want := map[string]string{"d1": "1.1.0", "d2": "1.0.0", "d3": "1.0.0", "e1": "1.0.0"}
 	if !maps.Equal(got, want) {
 		t.Errorf("devices %v, want %v (failures and downloads must not move a device)", got, want)
 	}
@@ -351,6 +386,11 @@ func checkScenario(t *testing.T, q schema.Querier, db string) {
 	}
 	if !reflect.DeepEqual(rep, wantReport) {
 		t.Errorf("report\n got %+v\nwant %+v", rep, wantReport)
+	}
+	dq := rq
+	dq.IncludeDev = true
+	if rep, err := schema.Report(ctx, q, dq); err != nil || !reflect.DeepEqual(rep, wantDevReport) {
+		t.Errorf("report with dev devices (%v)\n got %+v\nwant %+v", err, rep, wantDevReport)
 	}
 	rq.Channel = "beta"
 	rep, err = schema.Report(ctx, q, rq)
@@ -512,18 +552,21 @@ func TestDropExpiredPartitionsServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dropped != 2 {
-		t.Fatalf("dropped %d partitions, want 2 (raw + rollup)", dropped)
+	if dropped != 3 {
+		t.Fatalf("dropped %d partitions, want 3 (raw + both rollups)", dropped)
 	}
-	var raw, rolled uint64
+	var raw, rolled, rolled2 uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".capstan_events").Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
 	if err := conn.QueryRow(ctx, "SELECT uniqExactMerge(events) FROM "+db+".capstan_events_minute").Scan(&rolled); err != nil {
 		t.Fatal(err)
 	}
-	if raw != 1 || rolled != 1 {
-		t.Fatalf("after retention: %d raw, %d rolled up; want 1 and 1", raw, rolled)
+	if err := conn.QueryRow(ctx, "SELECT uniqExactMerge(events) FROM "+db+".capstan_rollup_minute").Scan(&rolled2); err != nil {
+		t.Fatal(err)
+	}
+	if raw != 1 || rolled != 1 || rolled2 != 1 {
+		t.Fatalf("after retention: %d raw, %d and %d rolled up; want 1, 1 and 1", raw, rolled, rolled2)
 	}
 	// Device deletion is a mutation: wait for it to finish (bounded).
 	deadline := time.Now().Add(30 * time.Second)
@@ -579,5 +622,52 @@ func TestReportQuotesFilters(t *testing.T) {
 				t.Fatalf("%s: report for %q: %v %v", name, app, rows, err)
 			}
 		}
+	}
+}
+
+// Migration 0005 backfills the new rollup from events stored before it,
+// on both engines.
+func TestRollupBackfill(t *testing.T) {
+	engines := map[string]func(t *testing.T) (schema.Querier, schema.Flavor){
+		"18.16": func(t *testing.T) (schema.Querier, schema.Flavor) { return chtest.Shared(t).Conn(t, ""), schema.FlavorLegacy },
+		"chdb":  func(t *testing.T) (schema.Querier, schema.Flavor) { return chdbtest.Open(t), schema.FlavorModern },
+	}
+	for name, open := range engines {
+		t.Run(name, func(t *testing.T) {
+			q, flavor := open(t)
+			ctx := context.Background()
+			db := chtest.DBName(t)
+			if err := q.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db); err != nil {
+				t.Fatal(err)
+			}
+			ms, err := schema.Migrations(flavor, db, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range ms[:4] {
+				for _, stmt := range m.Statements {
+					if err := q.Exec(ctx, stmt); err != nil {
+						t.Fatalf("%d: %v", m.Version, err)
+					}
+				}
+			}
+			// Rows as a consumer before 0005 wrote them (no new columns).
+			for i, action := range []string{"set", "download_fail", "set"} {
+				if err := q.Exec(ctx, fmt.Sprintf("INSERT INTO %s.capstan_events (event_id, received_at, app_id, device_id, platform, action, version_name, is_prod) "+
+					"SELECT '%032x', toDateTime(%d), 'a', 'd%d', 'ios', '%s', '1.0.0', 1", db, i, t0.Unix(), i, action)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := schema.Migrate(ctx, q, schema.MigrateOptions{Database: db, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := schema.Report(ctx, q, schema.ReportQuery{Database: db, Since: t0.Add(-time.Hour), Until: t0.Add(time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep) != 1 || rep[0].Installs != 2 || rep[0].Failures != 1 || rep[0].Events != 3 {
+				t.Fatalf("report after backfill %+v", rep)
+			}
+		})
 	}
 }

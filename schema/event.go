@@ -7,17 +7,20 @@ package schema
 // inserted into ClickHouse by the consumer. Encoded as JSON.
 type Event struct {
 	// ID is derived from the event's content so that a resent batch
-	// deduplicates (it is also the Nats-Msg-Id).
+	// deduplicates (it is also the Nats-Msg-Id); timestamp-less events,
+	// which devices never resend, also hash a per-request nonce.
 	ID string `json:"id"`
 	// ReceivedMs is the server receive time, epoch milliseconds.
 	ReceivedMs int64 `json:"received_ms"`
 	// ClientMs is the device's own timestamp, epoch milliseconds (0 = none).
 	ClientMs int64 `json:"client_ms,omitempty"`
 
-	AppID          string `json:"app_id"`
-	DeviceID       string `json:"device_id"` // lowercase
-	Platform       string `json:"platform"`
-	Action         string `json:"action"`
+	AppID    string `json:"app_id"`
+	DeviceID string `json:"device_id"` // lowercase
+	Platform string `json:"platform"`
+	Action   string `json:"action"`
+	// VersionName is the bundle the event is about: for failures, the
+	// failing bundle when the event says which (see ReportedVersion).
 	VersionName    string `json:"version_name"`
 	FileName       string `json:"file_name,omitempty"` // from "<version>:<file>"
 	OldVersionName string `json:"old_version_name,omitempty"`
@@ -31,6 +34,13 @@ type Event struct {
 	KeyID          string `json:"key_id,omitempty"`
 	IsEmulator     bool   `json:"is_emulator"`
 	IsProd         bool   `json:"is_prod"`
+	// ReportedVersion is the version the device sent when VersionName was
+	// attributed to another bundle; "" when they are the same.
+	ReportedVersion string `json:"reported_version,omitempty"`
+	// Ignored marks an event kept but never counted as a failure: the
+	// download_fail that plugins before 7.17.0 / 6.14.25 sent for every
+	// "no update" answer.
+	Ignored bool `json:"ignored,omitempty"`
 
 	Metadata map[string]string `json:"metadata,omitempty"`
 }

@@ -15,6 +15,9 @@ type ReportQuery struct {
 	Channel  string // "" = every channel
 	Since    time.Time
 	Until    time.Time // zero = now
+	// IncludeDev also counts dev builds (is_prod false) and emulators;
+	// by default only production builds on real devices count.
+	IncludeDev bool
 }
 
 // ReportRow is the health of one bundle version of one app over the window.
@@ -22,11 +25,14 @@ type ReportQuery struct {
 //   - Installs: distinct `set` events (a device installing the version).
 //   - ActiveDevices: distinct devices that reported running the version
 //     (RunningCondition; approximate above ~65k devices: uniq).
-//   - Failures: distinct failure events (FailureCondition) about the version.
+//   - Failures: distinct failure events (CountedFailureCondition: legacy
+//     plugins' download_fail is kept but not counted) about the version.
 //   - FailureRate: Failures / (Installs + Failures), the share of install
 //     outcomes and failure signals that were failures; 0 with neither.
 //   - Rollbacks: distinct update_fail, reset and revert events.
 //   - Events: all distinct events about the version.
+//
+// Only production builds on real devices count unless IncludeDev.
 type ReportRow struct {
 	App              string        `json:"app"`
 	Version          string        `json:"version"`
@@ -62,6 +68,9 @@ func reportWhere(q ReportQuery) string {
 	if q.Channel != "" {
 		w = append(w, "channel = "+Quote(q.Channel))
 	}
+	if !q.IncludeDev {
+		w = append(w, ProductionCondition)
+	}
 	return strings.Join(w, " AND ")
 }
 
@@ -76,10 +85,10 @@ func ReportSQL(q ReportQuery) string {
     version_name,
     uniqExactMergeIf(events, ` + InstallCondition + `) AS installs,
     uniqMergeIf(devices, ` + RunningCondition + `) AS active_devices,
-    uniqExactMergeIf(events, ` + FailureCondition + `) AS failures,
+    uniqExactMergeIf(events, ` + CountedFailureCondition + `) AS failures,
     uniqExactMergeIf(events, ` + RollbackCondition + `) AS rollbacks,
     uniqExactMerge(events) AS total_events
-FROM ` + qualify(q.Database, EventsMinuteTable) + `
+FROM ` + qualify(q.Database, RollupTable) + `
 WHERE ` + reportWhere(q) + `
 GROUP BY app_id, version_name
 ORDER BY app_id, version_name`
@@ -93,8 +102,8 @@ func FailuresSQL(q ReportQuery) string {
     version_name,
     action,
     uniqExactMerge(events) AS failures
-FROM ` + qualify(q.Database, EventsMinuteTable) + `
-WHERE ` + reportWhere(q) + ` AND ` + FailureCondition + `
+FROM ` + qualify(q.Database, RollupTable) + `
+WHERE ` + reportWhere(q) + ` AND ` + CountedFailureCondition + `
 GROUP BY app_id, version_name, action
 ORDER BY app_id, version_name, failures DESC, action`
 }

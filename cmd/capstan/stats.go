@@ -27,6 +27,7 @@ func statsMain(ctx context.Context, args []string, w io.Writer) error {
 	channel := stringFlag(fs, "channel", "CAPSTAN_STATS_CHANNEL", "", "only events from devices on this channel")
 	since := durationFlag(fs, "since", "CAPSTAN_STATS_SINCE", 24*time.Hour, "window: this long before now")
 	asJSON := boolFlag(fs, "json", "CAPSTAN_STATS_JSON", false, "print JSON instead of a table")
+	includeDev := boolFlag(fs, "include-dev", "CAPSTAN_STATS_INCLUDE_DEV", false, "also count dev builds (is_prod false) and emulators (default: production builds on real devices only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -42,7 +43,7 @@ func statsMain(ctx context.Context, args []string, w io.Writer) error {
 	}
 	defer conn.Close()
 	now := time.Now()
-	rows, err := schema.Report(ctx, conn, schema.ReportQuery{App: *app, Channel: *channel, Since: now.Add(-*since), Until: now})
+	rows, err := schema.Report(ctx, conn, schema.ReportQuery{App: *app, Channel: *channel, Since: now.Add(-*since), Until: now, IncludeDev: *includeDev})
 	if schema.ErrorCode(err) == 60 { // UNKNOWN_TABLE
 		return fmt.Errorf("no Capstan tables in this database yet (capstan consume creates them): %w", err)
 	}

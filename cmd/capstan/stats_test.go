@@ -53,9 +53,16 @@ func TestStatsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, action := range []string{"set", "set", "update_fail", "app_launch_ready"} {
+	for i, action := range []string{"set", "set", "update_fail", "app_launch_ready", "set", "download_fail"} {
 		e := &schema.Event{ID: fmt.Sprintf("%032x", i), ReceivedMs: now.Add(-time.Minute).UnixMilli(), AppID: "com.example.app",
-			DeviceID: fmt.Sprintf("d%d", i), Platform: "android", Action: action, VersionName: "1.2.0", Channel: "production"}
+			DeviceID: fmt.Sprintf("d%d", i), Platform: "android", Action: action, VersionName: "1.2.0", Channel: "production",
+			IsProd: true}
+		switch i {
+		case 4: // counted only with --include-dev
+			e.IsEmulator = true
+		case 5:
+			e.IsProd = false
+		}
 		if err := schema.AppendEvent(b, e, flavor); err != nil {
 			t.Fatal(err)
 		}
@@ -74,6 +81,15 @@ func TestStatsCommand(t *testing.T) {
 	}
 	if f := strings.Fields(lines[1]); strings.Join(f, " ") != "com.example.app 1.2.0 2 3 1 33.3% 1 update_fail:1" {
 		t.Fatalf("row %q", lines[1])
+	}
+
+	out.Reset()
+	if err := statsMain(ctx, []string{"--clickhouse-url", dsn, "--app", "com.example.app", "--include-dev"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines = strings.Split(strings.TrimSpace(out.String()), "\n")
+	if f := strings.Fields(lines[len(lines)-1]); strings.Join(f, " ") != "com.example.app 1.2.0 3 4 2 40.0% 1 download_fail:1,update_fail:1" {
+		t.Fatalf("row with --include-dev %q", lines[len(lines)-1])
 	}
 
 	out.Reset()
