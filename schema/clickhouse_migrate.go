@@ -42,7 +42,7 @@ type renderData struct {
 	// server lacks IF NOT EXISTS (18.16); Migrate then takes "column
 	// already exists" as done, so the step stays safe to repeat.
 	AddColumn string
-	days       int
+	days      int
 }
 
 // TTL renders the retention clause for a table keyed by col (modern only).

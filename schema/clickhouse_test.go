@@ -629,8 +629,10 @@ func TestReportQuotesFilters(t *testing.T) {
 // on both engines.
 func TestRollupBackfill(t *testing.T) {
 	engines := map[string]func(t *testing.T) (schema.Querier, schema.Flavor){
-		"18.16": func(t *testing.T) (schema.Querier, schema.Flavor) { return chtest.Shared(t).Conn(t, ""), schema.FlavorLegacy },
-		"chdb":  func(t *testing.T) (schema.Querier, schema.Flavor) { return chdbtest.Open(t), schema.FlavorModern },
+		"18.16": func(t *testing.T) (schema.Querier, schema.Flavor) {
+			return chtest.Shared(t).Conn(t, ""), schema.FlavorLegacy
+		},
+		"chdb": func(t *testing.T) (schema.Querier, schema.Flavor) { return chdbtest.Open(t), schema.FlavorModern },
 	}
 	for name, open := range engines {
 		t.Run(name, func(t *testing.T) {
