@@ -27,10 +27,11 @@ type sqlConn interface {
 // sampleEvents fills capstan_events (and through the materialized views
 // the rollup) with 600 events over about two hours from base: three
 // versions, three channels (one of them empty), two platforms, installs,
-// rollbacks, install failures, crashes and a second app.
+// rollbacks, install failures, crashes and a second app; some dev builds,
+// emulators and ignored (legacy) download_fail events.
 func sampleEvents(db string, base time.Time) string {
 	return fmt.Sprintf(`INSERT INTO %[1]s.capstan_events
-  (event_id, received_at, client_time, app_id, device_id, platform, action, version_name, channel, is_prod, is_emulator)
+  (event_id, received_at, client_time, app_id, device_id, platform, action, version_name, channel, is_prod, is_emulator, ignored)
 SELECT
   lower(hex(MD5(toString(number)))),
   toDateTime(%[2]d + number * 13),
@@ -41,8 +42,9 @@ SELECT
   arrayElement(['set', 'app_launch_ready', 'update_fail', 'reset', 'download_fail', 'checksum_fail', 'app_crash', 'app_anr', 'set', 'download_complete'], (number %% 10) + 1),
   arrayElement(['1.0.0', '1.1.0', 'it''s'], (intDiv(number, 10) %% 3) + 1),
   arrayElement(['production', 'beta', ''], (intDiv(number, 7) %% 3) + 1),
-  1,
-  0
+  if(number %% 11 = 3, 0, 1),
+  if(number %% 13 = 5, 1, 0),
+  if(number %% 30 = 4, 1, 0)
 FROM numbers(600)`, db, base.Unix())
 }
 
@@ -76,11 +78,13 @@ func engineContexts(base time.Time) []QueryContext {
 		"app":     {"com.example.app"},
 		"channel": {"production", "beta", "(none)"},
 		"version": {"1.0.0", "1.1.0", "it's"},
+		"devices": {"production"},
 	}
 	one := map[string][]string{
 		"app":     {"com.example.app"},
 		"channel": {"(none)"},
 		"version": {"it's"},
+		"devices": {"all"},
 	}
 	from, to := base.Add(-time.Hour), base.Add(3*time.Hour)
 	return []QueryContext{
@@ -264,6 +268,7 @@ func (q qualified) Query(ctx context.Context, sql string, args ...any) (driver.R
 func qualify(sql, db string) string {
 	r := strings.NewReplacer(
 		"FROM capstan_events_minute", "FROM "+db+".capstan_events_minute",
+		"FROM capstan_rollup_minute", "FROM "+db+".capstan_rollup_minute",
 		"FROM capstan_events ", "FROM "+db+".capstan_events ",
 		"FROM capstan_devices", "FROM "+db+".capstan_devices",
 	)
@@ -279,15 +284,78 @@ func TestDashboardConditionsMatchSchema(t *testing.T) {
 		sql.WriteByte('\n')
 	}
 	for name, cond := range map[string]string{
-		"schema.FailureCondition":  schema.FailureCondition,
-		"schema.InstallCondition":  schema.InstallCondition,
-		"schema.RollbackCondition": schema.RollbackCondition,
+		"schema.FailureCondition":        schema.FailureCondition,
+		"schema.CountedFailureCondition": schema.CountedFailureCondition,
+		"schema.InstallCondition":        schema.InstallCondition,
+		"schema.RollbackCondition":       schema.RollbackCondition,
 	} {
 		if !strings.Contains(sql.String(), cond) {
 			t.Errorf("no dashboard query uses %s (%s)", name, cond)
 		}
 	}
-	if !strings.Contains(sql.String(), "capstan_events_minute") || !strings.Contains(sql.String(), "uniqExactMerge") || !strings.Contains(sql.String(), "uniqMerge") {
+	if !strings.Contains(sql.String(), schema.RollupTable) || !strings.Contains(sql.String(), "uniqExactMerge") || !strings.Contains(sql.String(), "uniqMerge") {
 		t.Error("dashboards must read the rollup with uniqExactMerge(events) and uniqMerge(devices)")
+	}
+	// Every panel counts production devices unless the viewer picks all,
+	// and failures leave ignored events out.
+	for _, q := range dashboardQueries(t) {
+		if q.Variable {
+			continue
+		}
+		if strings.Contains(q.Text, "capstan_events_minute") {
+			t.Errorf("%s reads the rollup without the device dimensions", q.Where)
+		}
+		if !strings.Contains(q.Text, "(${devices:singlequote} = 'all' OR "+schema.ProductionCondition+")") {
+			t.Errorf("%s does not filter on the devices variable", q.Where)
+		}
+		if strings.Contains(strings.ReplaceAll(q.Text, schema.CountedFailureCondition, ""), schema.FailureCondition) {
+			t.Errorf("%s counts failures without leaving ignored events out", q.Where)
+		}
+	}
+}
+
+// The devices variable changes what panels count: production builds on
+// real devices by default, every device with "all".
+func TestDashboardDevicesFilter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts ClickHouse; skipped with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Hour)
+	srv := chtest.Shared(t)
+	db := chtest.DBName(t)
+	conn := srv.Conn(t, db)
+	if err := schema.Migrate(ctx, conn, schema.MigrateOptions{Database: db}); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Exec(ctx, sampleEvents(db, base)); err != nil {
+		t.Fatal(err)
+	}
+	var installs *Query
+	for _, q := range dashboardQueries(t) {
+		if strings.HasPrefix(q.Text, "SELECT uniqExactMergeIf(events, action = 'set') AS installs\n") {
+			installs = &q
+		}
+	}
+	if installs == nil {
+		t.Fatal("no installs stat panel")
+	}
+	count := func(devices string) string {
+		qc := engineContexts(base)[0]
+		qc.Vars["devices"] = []string{devices}
+		sql, err := ExpandClickHouse(installs.Text, qc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := query(ctx, conn, sql)
+		if err != nil || len(res.rows) != 1 {
+			t.Fatalf("%v %v", err, res)
+		}
+		return res.rows[0]
+	}
+	// 120 sets of com.example.app; 19 of them from dev builds or emulators.
+	if prod, all := count("production"), count("all"); prod != "101" || all != "120" {
+		t.Errorf("installs: production %s, all %s; want 101 and 120", prod, all)
 	}
 }

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -288,6 +289,31 @@ func TestDashboardsStructure(t *testing.T) {
 		if !found {
 			t.Errorf("release health dashboard lacks variable %s", name)
 		}
+	}
+	// Production devices by default, as capstan stats and the alerts.
+	var devices struct {
+		Templating struct {
+			List []struct {
+				Name    string `json:"name"`
+				Type    string `json:"type"`
+				Query   string `json:"query"`
+				Current struct {
+					Value string `json:"value"`
+				} `json:"current"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(readFile(t, filepath.Join("grafana/dashboards", "release-health.json")), &devices); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, v := range devices.Templating.List {
+		if v.Name == "devices" {
+			found = v.Type == "custom" && v.Query == "production,all" && v.Current.Value == "production"
+		}
+	}
+	if !found {
+		t.Error("release health needs a custom variable devices (production,all) defaulting to production")
 	}
 }
 
