@@ -333,6 +333,8 @@ func (e *env) d10Backpressure(t *testing.T) {
 	}
 	var body map[string]any
 	_ = json.Unmarshal([]byte(first.str("response")), &body)
+	// The exchange is recorded before the plugin's callback reads it.
+	time.Sleep(300 * time.Millisecond)
 	// While paused the plugin makes no update check at all.
 	r := d.obj("getLatest", nil)
 	if n := len(d.exchanges("/updates")); n != 0 || r["kind"] != "failed" {
