@@ -1,6 +1,10 @@
 package ingest
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/capstan-io/capstan/schema"
+)
 
 // OtherAction is the action label of events whose action Capstan does not
 // know. The event itself keeps its action verbatim.
@@ -44,4 +48,23 @@ func actionLabel(action string) string {
 		return action
 	}
 	return OtherAction
+}
+
+// Values of the scope label of capstan_stats_events_total: release-health
+// alerts count scope="production" only, as reports and dashboards do.
+const (
+	ScopeProduction = "production" // production build, real device
+	ScopeOther      = "other"      // dev build or emulator
+	ScopeIgnored    = "ignored"    // kept, never a failure (legacy download_fail)
+)
+
+// scopeLabel is the scope of an event.
+func scopeLabel(ev *schema.Event) string {
+	switch {
+	case ev.Ignored:
+		return ScopeIgnored
+	case ev.IsProd && !ev.IsEmulator:
+		return ScopeProduction
+	}
+	return ScopeOther
 }

@@ -224,6 +224,23 @@ func TestRetryAfterSeconds(t *testing.T) {
 	}
 }
 
+func TestScopeLabel(t *testing.T) {
+	for _, tt := range []struct {
+		ev   schema.Event
+		want string
+	}{
+		{schema.Event{IsProd: true}, ScopeProduction},
+		{schema.Event{IsProd: true, IsEmulator: true}, ScopeOther},
+		{schema.Event{IsProd: false}, ScopeOther},
+		{schema.Event{IsProd: true, Ignored: true}, ScopeIgnored},
+		{schema.Event{IsProd: false, IsEmulator: true, Ignored: true}, ScopeIgnored},
+	} {
+		if got := scopeLabel(&tt.ev); got != tt.want {
+			t.Errorf("scopeLabel(%+v) = %s, want %s", tt.ev, got, tt.want)
+		}
+	}
+}
+
 func TestActionLabel(t *testing.T) {
 	for a, want := range map[string]string{"set": "set", "download_40": "download_40", "download_45": "other",
 		"app_crash_native": "app_crash_native", "revert": "revert", "brand_new": "other",

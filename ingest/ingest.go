@@ -143,8 +143,8 @@ type reqState struct {
 }
 
 type labelCount struct {
-	app, action, platform string
-	n                     int
+	app, action, platform, scope string
+	n                            int
 }
 
 const maxPooledBody = 4 << 20
@@ -388,7 +388,7 @@ func (h *Handler) publish(ctx context.Context, st *reqState, snap *release.Snaps
 		}
 	}
 	for _, c := range st.cnt {
-		h.m.events.WithLabelValues(c.app, c.action, c.platform).Add(float64(c.n))
+		h.m.events.WithLabelValues(c.app, c.action, c.platform, c.scope).Add(float64(c.n))
 	}
 	if failed > 0 {
 		h.m.publishErrors.Add(float64(failed))
@@ -411,14 +411,14 @@ func (st *reqState) add(snap *release.Snapshot, ev *schema.Event) {
 			app = ev.AppID
 		}
 	}
-	action := actionLabel(ev.Action)
+	action, scope := actionLabel(ev.Action), scopeLabel(ev)
 	for i := range st.cnt {
-		if c := &st.cnt[i]; c.app == app && c.action == action && c.platform == ev.Platform {
+		if c := &st.cnt[i]; c.app == app && c.action == action && c.platform == ev.Platform && c.scope == scope {
 			c.n++
 			return
 		}
 	}
-	st.cnt = append(st.cnt, labelCount{app: app, action: action, platform: ev.Platform, n: 1})
+	st.cnt = append(st.cnt, labelCount{app: app, action: action, platform: ev.Platform, scope: scope, n: 1})
 }
 
 // logFailure reports a failed request, at most once a second.

@@ -191,7 +191,7 @@ func TestObjectBody(t *testing.T) {
 	if fmt.Sprint(ev) != fmt.Sprint(want) {
 		t.Errorf("stored event\n got %+v\nwant %+v", ev, want)
 	}
-	if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=set", "platform=ios"); v != 1 {
+	if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=set", "platform=ios", "scope=production"); v != 1 {
 		t.Errorf("events_total{unknown,set,ios} = %v", v)
 	}
 	if v := metric(t, e.reg, "capstan_stats_requests_total", "code=200"); v != 1 {
@@ -342,7 +342,7 @@ func TestUnknownActionKept(t *testing.T) {
 	if got := e.streamEvents(); len(got) != 1 || got[0].ev.Action != "quantum_leap_v9" {
 		t.Fatalf("stored %+v", got)
 	}
-	if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=other", "platform=android"); v != 1 {
+	if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=other", "platform=android", "scope=production"); v != 1 {
 		t.Errorf("events_total{action=other} = %v", v)
 	}
 }
@@ -426,7 +426,7 @@ func TestResentBatchIsNotDuplicated(t *testing.T) {
 		}
 		ids[s.ev.ID] = true
 	}
-	if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=set", "platform=android"); v != 2 {
+	if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=set", "platform=android", "scope=production"); v != 2 {
 		t.Errorf("events_total{set} = %v, want 2 (duplicates not counted)", v)
 	}
 }
@@ -457,7 +457,7 @@ func TestTimestamplessEventsInSeparateRequests(t *testing.T) {
 		}
 		ids[s.msgID] = true
 	}
-	if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=download_manifest_start", "platform=android"); v != 4 {
+	if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=download_manifest_start", "platform=android", "scope=production"); v != 4 {
 		t.Errorf("events_total = %v, want 4", v)
 	}
 }
@@ -642,10 +642,10 @@ func TestChannelAndAppLabelFromSnapshot(t *testing.T) {
 	if strings.Join(chans, ",") != "production,qa,production," {
 		t.Errorf("channels %q", chans)
 	}
-	if v := metric(t, e.reg, "capstan_stats_events_total", "app=com.example.app", "action=set", "platform=android"); v != 3 {
+	if v := metric(t, e.reg, "capstan_stats_events_total", "app=com.example.app", "action=set", "platform=android", "scope=production"); v != 3 {
 		t.Errorf("events_total{app=com.example.app} = %v, want 3", v)
 	}
-	if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=set", "platform=android"); v != 1 {
+	if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=set", "platform=android", "scope=production"); v != 1 {
 		t.Errorf("events_total{app=unknown} = %v, want 1", v)
 	}
 }
@@ -698,6 +698,30 @@ func TestLenientStringsThroughHandler(t *testing.T) {
 	}
 	got := e.streamEvents()
 	if len(got) != 2 || got[0].ev.VersionCode != "12" || got[0].ev.CustomID != "true" || got[1].ev.VersionOS != "14" {
+		t.Fatalf("stored %+v", got)
+	}
+}
+
+// Release-health alerts count production devices only: the scope label
+// tells them apart, and old plugins' download_fail is kept but ignored.
+func TestScopeMetric(t *testing.T) {
+	e := newEnv(t, schema.DefaultStreamLimits(), nil)
+	body := "[" + strings.Join([]string{
+		event("download_fail", `"timestamp":1`),
+		event("download_fail", `"timestamp":2`, `"is_emulator":true`),
+		event("download_fail", `"timestamp":3`, `"is_prod":false`),
+		event("download_fail", `"timestamp":4`, `"plugin_version":"7.16.0"`),
+	}, ",") + "]"
+	if r := e.post(body); r.Code != 200 {
+		t.Fatalf("%d %s", r.Code, r.raw)
+	}
+	for scope, want := range map[string]float64{"production": 1, "other": 2, "ignored": 1} {
+		if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=download_fail", "platform=android", "scope="+scope); v != want {
+			t.Errorf("scope %s: %v, want %v", scope, v, want)
+		}
+	}
+	got := e.streamEvents()
+	if len(got) != 4 || !got[3].ev.Ignored || got[0].ev.Ignored {
 		t.Fatalf("stored %+v", got)
 	}
 }

@@ -8,7 +8,7 @@ import (
 )
 
 type metrics struct {
-	events        *prometheus.CounterVec // app, action, platform
+	events        *prometheus.CounterVec // app, action, platform, scope
 	rejected      *prometheus.CounterVec // reason
 	requests      *prometheus.CounterVec // code
 	duration      prometheus.Histogram
@@ -20,8 +20,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "capstan_stats_events_total",
-			Help: "Stats events accepted (acknowledged by JetStream, duplicates excluded). Unknown actions count as action=\"other\", apps the release snapshot does not know as app=\"unknown\".",
-		}, []string{"app", "action", "platform"}),
+			Help: "Stats events accepted (acknowledged by JetStream, duplicates excluded). Unknown actions count as action=\"other\", apps the release snapshot does not know as app=\"unknown\". scope is production (production builds on real devices), other (dev builds, emulators) or ignored (kept, never a failure: download_fail of plugins before 7.17.0 / 6.14.25).",
+		}, []string{"app", "action", "platform", "scope"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "capstan_stats_events_rejected_total",
 			Help: "Stats events refused because they are invalid, by error code.",
