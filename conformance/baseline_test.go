@@ -247,6 +247,37 @@ func (e *env) statsBackpressure(t *testing.T) {
 	t.Logf("refused with %v (Retry-After %v), delivered after %d attempts", first["status"], first["retry_after"], len(ex))
 }
 
+// Events still queued when the app stops are persisted by shutdown() and
+// sent by the next launch (restorePendingStats), once Capstan takes them.
+func (e *env) statsPersistAcrossRestart(t *testing.T) {
+	t.Parallel()
+	srv, app := e.startBusy(t)
+	cfg := deviceConfig{AppID: app, DeviceID: deviceID(), VersionBuild: "1.0.0", Root: t.TempDir()}
+	d := newDevice(t, e.classpath, srv, cfg)
+	fillStream(t, srv, app)
+	d.call("sendStats", m("action", "app_moved_to_background"))
+	if _, ok := d.waitFor(5*time.Second, func(ev event) bool {
+		return ev.str("event") == "http" && ev.str("path") == "/stats" && ev.num("status") == 429
+	}); !ok {
+		t.Fatalf("flush not refused; exchanges %v", d.exchanges("/stats"))
+	}
+	time.Sleep(300 * time.Millisecond) // let the plugin requeue it
+	d.call("shutdown", nil)
+	if n := len(d.exchanges("/stats")); n != 1 {
+		t.Fatalf("%d flushes before shutdown, want the refused one", n)
+	}
+	again := newDevice(t, e.classpath, srv, cfg)
+	ex, ok := again.waitFor(15*time.Second, func(ev event) bool {
+		return ev.str("event") == "http" && ev.str("path") == "/stats" && ev.num("status") == 200
+	})
+	if !ok {
+		t.Fatalf("restarted app never delivered the event; exchanges %v", again.exchanges("/stats"))
+	}
+	if a := statActions(ex.str("request")); len(a) != 1 || a[0] != "app_moved_to_background" {
+		t.Errorf("restarted app sent %v, want the persisted app_moved_to_background", a)
+	}
+}
+
 // A per-file (manifest) bundle: Capstan answers the manifest, the plugin's
 // worker fetches each file from its download_url, checks its hash and
 // assembles the bundle; a .br entry is stored decompressed under its name

@@ -343,6 +343,10 @@ func (e *env) d10Backpressure(t *testing.T) {
 	if r["error"] != body["error"] {
 		t.Errorf("paused update check reports %v, want the 429's error %v", r["error"], body["error"])
 	}
+	// Channel calls wait too.
+	if g := d.obj("getChannel", nil); len(d.exchanges("/channel_self")) != 0 || g["error"] != body["error"] {
+		t.Errorf("getChannel during Retry-After: %d requests, result %v", len(d.exchanges("/channel_self")), g)
+	}
 	if _, ok := d.waitFor(time.Duration(retry+8)*time.Second, func(ev event) bool { return ev.str("event") == "stat_sent" }); !ok {
 		t.Fatalf("event not delivered after the pause; exchanges %v", d.exchanges("/stats"))
 	}

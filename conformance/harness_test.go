@@ -229,6 +229,9 @@ type deviceConfig struct {
 	PluginVersion  string `json:"pluginVersion,omitempty"`
 	PublicKey      string `json:"publicKey,omitempty"`
 	DefaultChannel string `json:"defaultChannel,omitempty"`
+	// Root is the phone's storage; empty for a fresh one. The same Root
+	// again is the app restarted.
+	Root string `json:"root,omitempty"`
 }
 
 func newDevice(t testing.TB, classpath string, srv *server, cfg deviceConfig) *device {
@@ -278,8 +281,11 @@ func newDevice(t testing.TB, classpath string, srv *server, cfg deviceConfig) *d
 			t.Logf("plugin log of %s:\n%s", cfg.DeviceID, tail(d.stderr.String(), 12000))
 		}
 	})
+	if cfg.Root == "" {
+		cfg.Root = t.TempDir()
+	}
 	args := map[string]any{
-		"root": t.TempDir(), "updateUrl": srv.URL + "/updates", "statsUrl": srv.URL + "/stats",
+		"updateUrl": srv.URL + "/updates", "statsUrl": srv.URL + "/stats",
 		"channelUrl": srv.URL + "/channel_self",
 	}
 	b, _ := json.Marshal(cfg)

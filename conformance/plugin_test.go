@@ -135,6 +135,7 @@ func TestPlugin(t *testing.T) {
 		t.Run("Channels", e.channels)
 		t.Run("StatsQueueFlush", e.statsFlush)
 		t.Run("StatsRequeueUnderBackpressure", e.statsBackpressure)
+		t.Run("StatsPersistAcrossRestart", e.statsPersistAcrossRestart)
 		t.Run("ManifestDownload", e.manifestDownload)
 		t.Run("EncryptedBundle", e.encryptedBundle)
 	})
