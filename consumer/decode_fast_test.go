@@ -28,6 +28,7 @@ func FuzzFastDecode(f *testing.F) {
 		`{"ſd":"x"}`, `{"app_id":"a"} x`, `{"n":01}`, `{"n":-}`, `{"k":1.5}`, `{"k":[1]}`, `{"k":{"a":1}}`,
 		`{"app_id":"\xff"}`, "{\"app_id\":\"a\tb\"}", `{"is_prod":truex}`, `{"is_prod":true,"is_prod":null}`,
 		`null`, `[]`, `{"a":"b"`, `{"a":"b"}}`, `{"a" "b"}`, `{"a":"b",}`, `{,}`,
+		`{"reported_version":"1.0.0","ignored":true}`, `{"ignored":null,"reported_version":null}`, `{"Ignored":true}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -47,7 +48,8 @@ func FuzzFastDecode(f *testing.F) {
 
 func TestFastDecodeTakesIngestBodies(t *testing.T) {
 	bodies := []string{ingestBody,
-		"{\n \"id\" : \"x\", \"received_ms\" : 5, \"metadata\" : { } ,\t\"future_field\":\"ignored\",\"n\":-3,\"b\":false,\"z\":null\r\n}"}
+		"{\n \"id\" : \"x\", \"received_ms\" : 5, \"metadata\" : { } ,\t\"future_field\":\"ignored\",\"n\":-3,\"b\":false,\"z\":null\r\n}",
+		`{"id":"x","version_name":"1.1.0","reported_version":"1.0.0","ignored":true}`}
 	for i := 0; i < 50; i++ {
 		data, err := json.Marshal(benchEvent(i))
 		if err != nil {
