@@ -396,7 +396,7 @@ func TestTooLargeWithoutContentLength(t *testing.T) {
 	}
 }
 
-func TestResentBatchIsNotDuplicated(t *testing.T) {
+func TestEventIdentityResentBatch(t *testing.T) {
 	e := newEnv(t, schema.DefaultStreamLimits(), nil)
 	// The plugin's queue resends a batch verbatim when the answer is lost
 	// or transient; its events are timestamped. Two identical events in
@@ -434,7 +434,7 @@ func TestResentBatchIsNotDuplicated(t *testing.T) {
 // Timestamp-less single objects (Android's download worker,
 // rate_limit_reached) are never resent by the plugin: identical ones in
 // separate requests are separate events.
-func TestTimestamplessEventsInSeparateRequests(t *testing.T) {
+func TestEventIdentityTimestampless(t *testing.T) {
 	e := newEnv(t, schema.DefaultStreamLimits(), nil)
 	ev := event("download_manifest_start")
 	for i := 0; i < 2; i++ {
@@ -462,7 +462,7 @@ func TestTimestamplessEventsInSeparateRequests(t *testing.T) {
 	}
 }
 
-func TestStreamFullAnswers429(t *testing.T) {
+func TestPublishFailureStreamFull(t *testing.T) {
 	l := schema.DefaultStreamLimits()
 	l.MaxMsgs = 5
 	e := newEnv(t, l, nil)
@@ -503,7 +503,7 @@ func TestStreamFullAnswers429(t *testing.T) {
 	}
 }
 
-func TestNoJetStreamAnswers429(t *testing.T) {
+func TestPublishFailureNoJetStream(t *testing.T) {
 	h := ingest.New(ingest.Config{})
 	r := doPost(t, h, "POST", event("set"))
 	// Never too_many_requests: that makes the plugin send rate_limit_reached.
@@ -516,7 +516,7 @@ func TestNoJetStreamAnswers429(t *testing.T) {
 	}
 }
 
-func TestMissingStreamAnswers429(t *testing.T) {
+func TestPublishFailureMissingStream(t *testing.T) {
 	ctx := testCtx(t)
 	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir()})
 	if err != nil {
