@@ -36,8 +36,8 @@ func (e *env) blockedMajor(t *testing.T) {
 	if a := d.sentActions(); contains(a, "download_fail") {
 		t.Errorf("plugin sent download_fail on a blocked answer: %v", a)
 	}
-	if len(d.exchanges("/bundles/"+app+"/2.0.0.zip")) > 0 {
-		t.Error("plugin downloaded a blocked bundle")
+	if infos := d.obj("state", nil)["bundle_infos"].([]any); len(infos) != 0 {
+		t.Errorf("plugin started a download of a blocked bundle: %v", infos)
 	}
 }
 
@@ -365,5 +365,26 @@ func (e *env) uploadManifest(t *testing.T, app, version string, cdn *httptest.Se
 	meta := admin.BundleMetadata{Version: version, Manifest: manifestOf(cdn, files)}
 	if _, err := e.srv.Admin.UploadBundle(ctxT(t), app, meta, nil); err != nil {
 		t.Fatalf("upload manifest bundle: %v", err)
+	}
+}
+
+// Once the offered bundle runs, the next check answers
+// no_new_version_available (up_to_date) and nothing is downloaded.
+func (e *env) upToDateAfterInstall(t *testing.T) {
+	t.Parallel()
+	app := e.newApp(t)
+	e.upload(t, app, "1.0.1")
+	e.channel(t, app, "production", admin.ChannelPatch{Bundle: ptr("1.0.1"), Public: ptr(true)})
+	d := e.device(t, deviceConfig{AppID: app})
+	install(t, d, "1.0.1")
+	r := autoUpdateDone(t, d)
+	if r["branch"] != "up_to_date" || response(r)["error"] != "no_new_version_available" {
+		t.Errorf("check on 1.0.1: branch %v answer %v, want up_to_date no_new_version_available", r["branch"], response(r))
+	}
+	if reqs := d.exchanges("/updates"); !strings.Contains(reqs[len(reqs)-1].str("request"), `"version_name":"1.0.1"`) {
+		t.Errorf("plugin did not report the running bundle: %s", reqs[len(reqs)-1].str("request"))
+	}
+	if infos := d.obj("state", nil)["bundle_infos"].([]any); len(infos) != 1 {
+		t.Errorf("plugin holds %d bundles, want the one installed: %v", len(infos), infos)
 	}
 }

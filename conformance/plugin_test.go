@@ -130,6 +130,7 @@ func TestPlugin(t *testing.T) {
 
 	t.Run("baseline", func(t *testing.T) {
 		t.Run("UpdateDownloadChecksumUnzip", e.updateDownloadUnzip)
+		t.Run("UpToDateAfterInstall", e.upToDateAfterInstall)
 		t.Run("BlockedMajor", e.blockedMajor)
 		t.Run("RevertToBuiltin", e.revertToBuiltin)
 		t.Run("Channels", e.channels)
