@@ -137,7 +137,7 @@ func checkMetadata(m *BundleMetadata, hasFile bool) error {
 	}
 	if encrypted && !isSignedChecksum(m.Checksum) {
 		return badRequest("invalid_checksum", fmt.Sprintf("the checksum of an encrypted bundle must be the %d hex characters of its RSA-2048 signature, as `npx @capgo/cli bundle encrypt` prints when it finds @capgo/capacitor-updater 6 or later in the app project; "+
-			"any other form (the CLI falls back to base64 when it cannot find the plugin) is refused by current plugins. Run the encrypt command from the app's folder, with the plugin installed, and upload again", signedChecksumHex))
+			"when it cannot find the plugin it prints an older base64 form that current plugins cannot verify. Run the encrypt command from the app's folder, with the plugin installed, and upload again", signedChecksumHex))
 	}
 	if !encrypted && m.Checksum != "" {
 		m.Checksum = strings.ToLower(m.Checksum)
