@@ -279,7 +279,7 @@ func (h *Handler) attribute(items []item, received int64) (snap *release.Snapsho
 	if h.cfg.Snapshot != nil {
 		snap = h.cfg.Snapshot()
 	}
-	var lastApp, lastDev, lastPlat, lastReq, lastCh string
+	var lastApp, lastDev, lastPlat, lastReq, lastPlugin, lastCh string
 	for i := range items {
 		ev := &items[i].ev
 		if items[i].err != nil {
@@ -289,12 +289,12 @@ func (h *Handler) attribute(items []item, received int64) (snap *release.Snapsho
 		if snap == nil {
 			continue
 		}
-		if ev.AppID == lastApp && ev.DeviceID == lastDev && ev.Platform == lastPlat && ev.Channel == lastReq {
+		if ev.AppID == lastApp && ev.DeviceID == lastDev && ev.Platform == lastPlat && ev.Channel == lastReq && ev.PluginVersion == lastPlugin {
 			ev.Channel = lastCh
 			continue
 		}
-		lastApp, lastDev, lastPlat, lastReq = ev.AppID, ev.DeviceID, ev.Platform, ev.Channel
-		if ch, _ := update.ResolveChannel(snap, ev.AppID, ev.DeviceID, ev.Platform, ev.Channel); ch != nil {
+		lastApp, lastDev, lastPlat, lastReq, lastPlugin = ev.AppID, ev.DeviceID, ev.Platform, ev.Channel, ev.PluginVersion
+		if ch, _ := update.ResolveChannel(snap, ev.AppID, ev.DeviceID, ev.Platform, ev.Channel, ev.PluginVersion); ch != nil {
 			ev.Channel = ch.Name
 		}
 		lastCh = ev.Channel

@@ -223,8 +223,9 @@ func BundleURL(publicURL string, b *release.Bundle) string {
 	return publicURL + "/bundles/" + url.PathEscape(b.AppID) + "/" + url.PathEscape(b.Version) + ".zip"
 }
 
-// ResolveChannel finds the channel serving a device (PROTOCOL.md §2 step 2):
+// ResolveChannel finds the channel serving a device (PROTOCOL.md §3 step 2):
 // an operator override (if its channel exists) wins; else defaultChannel
+// (for a plugin that keeps no channel, the choice stored at setChannel)
 // when it exists, is enabled for the platform and is public or
 // self-assignable; else the app's first public channel (by name) enabled
 // for the platform.
@@ -235,13 +236,15 @@ func BundleURL(publicURL string, b *release.Bundle) string {
 // (disabled_platform_<platform> or cannot_update_via_private_channel); the
 // device is still attributed to it. ch is nil with code no_channel or
 // app_not_found when there is nothing to attribute.
-func ResolveChannel(snap *release.Snapshot, appID, deviceID, platform, defaultChannel string) (*release.Channel, string) {
+func ResolveChannel(snap *release.Snapshot, appID, deviceID, platform, defaultChannel, pluginVersion string) (*release.Channel, string) {
 	snap, ok := knownApp(snap, appID)
 	if !ok {
 		return nil, CodeAppNotFound
 	}
 	platform = strings.ToLower(platform)
-	ch, viaOverride := resolve(snap, appID, strings.ToLower(deviceID), platform, defaultChannel)
+	deviceID = strings.ToLower(deviceID)
+	req := Request{AppID: appID, DefaultChannel: defaultChannel, PluginVersion: pluginVersion}
+	ch, viaOverride := resolve(snap, appID, deviceID, platform, requestedChannel(snap, &req, deviceID))
 	switch {
 	case ch == nil:
 		return nil, CodeNoChannel

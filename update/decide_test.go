@@ -466,13 +466,22 @@ func TestResolveChannel(t *testing.T) {
 		{"nil snapshot", nil, testApp, "d", "ios", "", "", CodeAppNotFound},
 	}
 	for _, tc := range cases {
-		ch, code := ResolveChannel(tc.snap, tc.app, tc.dev, tc.plat, tc.d)
+		ch, code := ResolveChannel(tc.snap, tc.app, tc.dev, tc.plat, tc.d, "8.51.23")
 		name := ""
 		if ch != nil {
 			name = ch.Name
 		}
 		if name != tc.wantCh || code != tc.wantCode {
 			t.Errorf("%s: got (%q, %q), want (%q, %q)", tc.name, name, code, tc.wantCh, tc.wantCode)
+		}
+	}
+	// Stats of an old plugin are attributed to the channel it chose.
+	chosen := fixture([]release.Channel{pub, beta}, func(b *release.Builder) {
+		b.PutChoice(release.Choice{AppID: testApp, DeviceID: "old", Channel: "beta"})
+	})
+	for plugin, want := range map[string]string{"6.0.0": "beta", "8.51.23": "production"} {
+		if ch, _ := ResolveChannel(chosen, testApp, "OLD", "ios", "", plugin); ch == nil || ch.Name != want {
+			t.Errorf("plugin %s with a stored choice: %v, want %s", plugin, ch, want)
 		}
 	}
 }
@@ -482,7 +491,7 @@ func TestDecideNilSnapshotAndPurity(t *testing.T) {
 	if a := Decide(&req, nil, Options{}); a.Result != CodeAppNotFound {
 		t.Fatalf("nil snapshot: %s", a.Result)
 	}
-	if ch, code := ResolveChannel(nil, req.AppID, req.DeviceID, req.Platform, ""); ch != nil || code != CodeAppNotFound {
+	if ch, code := ResolveChannel(nil, req.AppID, req.DeviceID, req.Platform, "", ""); ch != nil || code != CodeAppNotFound {
 		t.Fatalf("nil snapshot: ResolveChannel gives %v, %s", ch, code)
 	}
 	for name, call := range map[string]func(*release.Snapshot, *Request) ChannelReply{

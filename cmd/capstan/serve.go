@@ -45,7 +45,7 @@ func runServe(ctx context.Context, args []string) error {
 	retention := intFlag(fs, "retention-days", "CAPSTAN_RETENTION_DAYS", 0, "days of raw events ClickHouse keeps (0 = forever)")
 	batchSize := intFlag(fs, "batch-size", "CAPSTAN_BATCH_SIZE", consumer.DefaultBatchSize, "most events per ClickHouse insert")
 	linger := durationFlag(fs, "batch-linger", "CAPSTAN_BATCH_LINGER", consumer.DefaultLinger, "longest an event waits for its batch to fill")
-	streamMaxBytes := int64Flag(fs, "stream-max-bytes", "CAPSTAN_STREAM_MAX_BYTES", -1, "cap on the events stream's size; when full, /stats answers 503 and devices keep their events (-1 = storage limit only)")
+	streamMaxBytes := int64Flag(fs, "stream-max-bytes", "CAPSTAN_STREAM_MAX_BYTES", -1, "cap on the events stream's size; when full, /stats answers 429 stats_unavailable and devices keep their events (-1 = storage limit only)")
 	streamMaxAge := durationFlag(fs, "stream-max-age", "CAPSTAN_STREAM_MAX_AGE", 0, "drop unconsumed events older than this (0 = never)")
 	streamMaxMsgs := int64Flag(fs, "stream-max-msgs", "CAPSTAN_STREAM_MAX_MSGS", -1, "cap on the events held in the stream (-1 = none)")
 	dupWindow := durationFlag(fs, "stream-duplicate-window", "CAPSTAN_STREAM_DUPLICATE_WINDOW", schema.DefaultDuplicateWindow, "how long JetStream drops resent event ids (memory grows with rate × window)")
