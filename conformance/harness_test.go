@@ -20,11 +20,42 @@ import (
 
 const adminToken = "conformance-token"
 
-// pluginClasses are the plugin's files the driver needs; CapacitorUpdaterPlugin
-// is left out (it needs the Capacitor bridge and WebView).
+// pluginClasses are the plugin's Android sources: every one of them,
+// CapacitorUpdaterPlugin included, compiled as shipped.
 var pluginClasses = []string{
-	"BundleInfo", "BundleStatus", "Callback", "CapgoUpdater", "CryptoCipher", "DataManager",
-	"DownloadService", "DownloadWorkerManager", "InternalUtils", "Logger",
+	"AndroidAppExitReporter", "AppLifecycleObserver", "BundleInfo", "BundleStatus", "Callback",
+	"CapacitorUpdaterPlugin", "CapgoUpdater", "CryptoCipher", "DataManager", "DelayCondition",
+	"DelayUntilNext", "DelayUpdateUtils", "DeviceIdHelper", "DownloadService", "DownloadWorkerManager",
+	"InternalUtils", "Logger", "ShakeDetector", "ShakeMenu", "ThreeFingerPinchDetector",
+}
+
+// java17Labels matches the Java 21 form of an enum case label,
+// `case DelayUntilNext.background:`. Debian 12 has no JDK past 17, whose
+// javac takes only the bare constant; both name the same constant
+// (JLS 21 §14.11.1), so the label is written bare and nothing else changes.
+var java17Labels = regexp.MustCompile(`case DelayUntilNext\.(\w+):`)
+
+// java17Source returns a plugin file javac 17 can read: the file itself,
+// or for DelayUpdateUtils a copy in dir with its enum case labels bare.
+func java17Source(t testing.TB, dir, f string) string {
+	if filepath.Base(f) != "DelayUpdateUtils.java" {
+		return f
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(java17Labels.FindAll(b, -1)); n != 4 {
+		t.Fatalf("%s: %d qualified DelayUntilNext case labels, want the 4 of 8.51.23", f, n)
+	}
+	out := filepath.Join(dir, "java17", "DelayUpdateUtils.java")
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, java17Labels.ReplaceAll(b, []byte("case $1:")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // Debian's OkHttp 3.13, Okio 1.16 and Android's org.json (libokhttp-java,
@@ -71,7 +102,7 @@ func buildJava(t testing.TB, dir string) string {
 		if _, err := os.Stat(f); err != nil {
 			t.Fatalf("plugin source %s missing: run `bash .ci/install-deps` (npm pack @capgo/capacitor-updater@%s)", f, version)
 		}
-		files = append(files, f)
+		files = append(files, java17Source(t, dir, f))
 	}
 	for _, d := range []string{"android", "driver"} {
 		err := filepath.Walk(d, func(p string, info os.FileInfo, err error) error {

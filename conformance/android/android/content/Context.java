@@ -1,6 +1,7 @@
 package android.content;
 
 import android.content.pm.ApplicationInfo;
+import android.content.pm.PackageInfo;
 import android.content.pm.PackageManager;
 import android.content.res.AssetManager;
 import java.io.File;
@@ -12,11 +13,20 @@ public class Context {
 
     public static final int MODE_PRIVATE = 0;
 
+    public static final String ACTIVITY_SERVICE = "activity";
+    public static final String SENSOR_SERVICE = "sensor";
+
     private final File root;
     private final Map<String, SharedPreferences> prefs = new HashMap<>();
+    private PackageInfo installed;
 
     public Context(File root) {
         this.root = root;
+    }
+
+    // The app this context belongs to, as installed on the device.
+    public void setInstalledPackage(PackageInfo installed) {
+        this.installed = installed;
     }
 
     private File dir(String name) {
@@ -46,11 +56,23 @@ public class Context {
     }
 
     public PackageManager getPackageManager() {
-        return new PackageManager();
+        return new PackageManager(installed);
     }
 
     public String getPackageName() {
-        return "conformance.app";
+        return installed != null ? installed.packageName : "conformance.app";
+    }
+
+    public void startActivity(Intent intent) {
+        throw new ActivityNotFoundException("no other app on this device");
+    }
+
+    public android.content.res.Resources getResources() {
+        return new android.content.res.Resources();
+    }
+
+    public Object getSystemService(String name) {
+        return ACTIVITY_SERVICE.equals(name) ? new android.app.ActivityManager() : null;
     }
 
     public ApplicationInfo getApplicationInfo() {

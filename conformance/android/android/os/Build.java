@@ -25,5 +25,6 @@ public class Build {
         public static final int R = 30;
         public static final int S = 31;
         public static final int TIRAMISU = 33;
+        public static final int UPSIDE_DOWN_CAKE = 34;
     }
 }

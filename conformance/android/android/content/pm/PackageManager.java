@@ -1,6 +1,7 @@
 package android.content.pm;
 
-// Installer lookups fail as they do for a sideloaded app.
+// Knows the one installed app (the host app, if the device was given one);
+// installer lookups fail as they do for a sideloaded app.
 public class PackageManager {
 
     public static class NameNotFoundException extends Exception {}
@@ -12,16 +13,33 @@ public class PackageManager {
         }
     }
 
+    private final PackageInfo installed;
+
+    public PackageManager() {
+        this(null);
+    }
+
+    public PackageManager(PackageInfo installed) {
+        this.installed = installed;
+    }
+
     public PackageInfo getPackageInfo(String packageName, PackageInfoFlags flags) throws NameNotFoundException {
-        throw new NameNotFoundException();
+        return getPackageInfo(packageName, 0);
     }
 
     public PackageInfo getPackageInfo(String packageName, int flags) throws NameNotFoundException {
-        throw new NameNotFoundException();
+        if (installed == null || !installed.packageName.equals(packageName)) {
+            throw new NameNotFoundException();
+        }
+        return installed;
     }
 
     public InstallSourceInfo getInstallSourceInfo(String packageName) throws NameNotFoundException {
         throw new NameNotFoundException();
+    }
+
+    public CharSequence getApplicationLabel(ApplicationInfo info) {
+        return installed != null ? installed.packageName : "";
     }
 
     public String getInstallerPackageName(String packageName) {

@@ -1,0 +1,8 @@
+package android.content;
+
+public class ActivityNotFoundException extends RuntimeException {
+
+    public ActivityNotFoundException(String msg) {
+        super(msg);
+    }
+}

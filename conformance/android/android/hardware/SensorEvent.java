@@ -1,0 +1,7 @@
+package android.hardware;
+
+public class SensorEvent {
+
+    public Sensor sensor;
+    public float[] values;
+}

@@ -1,0 +1,6 @@
+package android.view;
+
+public abstract class ActionMode {
+
+    public interface Callback {}
+}

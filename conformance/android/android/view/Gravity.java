@@ -1,0 +1,6 @@
+package android.view;
+
+public final class Gravity {
+
+    public static final int CENTER = 17;
+}

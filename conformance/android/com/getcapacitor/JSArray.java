@@ -1,0 +1,10 @@
+package com.getcapacitor;
+
+import org.json.JSONArray;
+
+public class JSArray extends JSONArray {
+
+    public JSArray() {
+        super();
+    }
+}
