@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,16 +167,18 @@ func (e *env) statsFlush(t *testing.T) {
 	e.channel(t, app, "production", admin.ChannelPatch{Public: ptr(true)})
 	dev := deviceID()
 	d := e.device(t, deviceConfig{AppID: app, DeviceID: dev})
-	for _, a := range []string{"app_moved_to_foreground", "app_moved_to_background", "app_launch_ready"} {
+	launch := d.launched()
+	actions := []string{"app_moved_to_foreground", "app_moved_to_background", "webview_page_loaded"}
+	for _, a := range actions {
 		d.call("sendStats", m("action", a))
 	}
 	if _, ok := d.waitFor(5*time.Second, func(ev event) bool {
-		return ev.str("event") == "stat_sent" && ev.str("action") == "app_launch_ready"
+		return ev.str("event") == "stat_sent" && ev.str("action") == "webview_page_loaded"
 	}); !ok {
 		t.Fatalf("stats not acknowledged within 5s; exchanges %v", d.exchanges("/stats"))
 	}
 	var sent []string
-	for _, b := range d.exchanges("/stats") {
+	for _, b := range d.exchanges("/stats")[launch:] {
 		if b.num("status") != 200 || !strings.HasPrefix(b.str("request"), "[") {
 			t.Errorf("stats flush %v: want a JSON array answered 200", b)
 		}
@@ -187,31 +190,45 @@ func (e *env) statsFlush(t *testing.T) {
 	if st := d.obj("state", nil); st["pending_stats"] != float64(0) {
 		t.Errorf("pending stats after 2xx: %v", st["pending_stats"])
 	}
-	for _, a := range []string{"app_moved_to_foreground", "app_moved_to_background", "app_launch_ready"} {
+	for _, a := range append(actions, "app_launch_start", "app_launch_ready") {
 		e.waitRows(t, dev, a, 1)
 	}
 }
 
-// fillStream takes the busy server's only stream slot, so the next
-// events are refused until it ages out (--stream-max-age).
+// fillStream takes the busy server's free stream slots, one event at a
+// time until one is refused, so the next events are refused until they
+// age out (--stream-max-age).
 func fillStream(t *testing.T, srv *server, app string) {
 	t.Helper()
-	body := fmt.Sprintf(`[{"app_id":%q,"device_id":"%s","platform":"android","action":"app_launch_ready","version_name":"1.0.0","version_build":"1.0.0","plugin_version":"8.51.23","timestamp":%d}]`,
-		app, deviceID(), time.Now().UnixMilli())
-	resp, err := http.Post(srv.URL+"/stats", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	for i := 0; i <= busySlots; i++ {
+		body := fmt.Sprintf(`[{"app_id":%q,"device_id":"%s","platform":"android","action":"app_launch_ready","version_name":"1.0.0","version_build":"1.0.0","plugin_version":"8.51.23","timestamp":%d}]`,
+			app, deviceID(), time.Now().UnixMilli())
+		resp, err := http.Post(srv.URL+"/stats", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 429 {
+			if i == 0 {
+				t.Fatal("filling the stream: already full")
+			}
+			return
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("filling the stream: %d", resp.StatusCode)
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("filling the stream: %d", resp.StatusCode)
-	}
+	t.Fatalf("stream took more than %d events", busySlots)
 }
 
-// startBusy starts a capstan whose event stream holds one event for 3s
-// and has no consumer: a stats outage that clears by itself.
+// busySlots is what the busy server's stream holds: a launch's stats and
+// a test's own event.
+const busySlots = 4
+
+// startBusy starts a capstan whose event stream holds busySlots events
+// for 3s and has no consumer: a stats outage that clears by itself.
 func (e *env) startBusy(t *testing.T) (*server, string) {
-	srv := startServe(t, e.bin, "--consume=false", "--stream-max-msgs", "1", "--stream-max-age", "3s",
+	srv := startServe(t, e.bin, "--consume=false", "--stream-max-msgs", strconv.Itoa(busySlots), "--stream-max-age", "3s",
 		"--stream-duplicate-window", "1s")
 	app := "com.conformance.busy"
 	if _, err := srv.Admin.CreateApp(ctxT(t), app, ""); err != nil {
@@ -229,6 +246,7 @@ func (e *env) statsBackpressure(t *testing.T) {
 	t.Parallel()
 	srv, app := e.startBusy(t)
 	d := newDevice(t, e.classpath, srv, deviceConfig{AppID: app, DeviceID: deviceID(), VersionBuild: "1.0.0"})
+	d.launched()
 	fillStream(t, srv, app)
 	d.call("sendStats", m("action", "app_moved_to_foreground"))
 	if _, ok := d.waitFor(15*time.Second, func(ev event) bool {
@@ -236,7 +254,7 @@ func (e *env) statsBackpressure(t *testing.T) {
 	}); !ok {
 		t.Fatalf("event never delivered; exchanges %v", d.exchanges("/stats"))
 	}
-	ex := d.exchanges("/stats")
+	ex := d.statsWith("app_moved_to_foreground")
 	if len(ex) < 2 || ex[0].num("status") < 400 {
 		t.Fatalf("want a refused flush then a delivered one, got %v", ex)
 	}
@@ -254,6 +272,7 @@ func (e *env) statsPersistAcrossRestart(t *testing.T) {
 	srv, app := e.startBusy(t)
 	cfg := deviceConfig{AppID: app, DeviceID: deviceID(), VersionBuild: "1.0.0", Root: t.TempDir()}
 	d := newDevice(t, e.classpath, srv, cfg)
+	d.launched()
 	fillStream(t, srv, app)
 	d.call("sendStats", m("action", "app_moved_to_background"))
 	if _, ok := d.waitFor(5*time.Second, func(ev event) bool {
@@ -263,18 +282,29 @@ func (e *env) statsPersistAcrossRestart(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // let the plugin requeue it
 	d.call("shutdown", nil)
-	if n := len(d.exchanges("/stats")); n != 1 {
-		t.Fatalf("%d flushes before shutdown, want the refused one", n)
+	if ex := d.statsWith("app_moved_to_background"); len(ex) != 1 || ex[0].num("status") != 429 {
+		t.Fatalf("flushes of the event before shutdown %v, want the refused one", ex)
 	}
 	again := newDevice(t, e.classpath, srv, cfg)
-	ex, ok := again.waitFor(15*time.Second, func(ev event) bool {
-		return ev.str("event") == "http" && ev.str("path") == "/stats" && ev.num("status") == 200
+	_, ok := again.waitFor(15*time.Second, func(ev event) bool {
+		return ev.str("event") == "http" && ev.str("path") == "/stats" && ev.num("status") == 200 &&
+			contains(statActions(ev.str("request")), "app_moved_to_background")
 	})
 	if !ok {
 		t.Fatalf("restarted app never delivered the event; exchanges %v", again.exchanges("/stats"))
 	}
-	if a := statActions(ex.str("request")); len(a) != 1 || a[0] != "app_moved_to_background" {
-		t.Errorf("restarted app sent %v, want the persisted app_moved_to_background", a)
+	var n int
+	for _, ex := range again.statsWith("app_moved_to_background") {
+		if ex.num("status") == 200 {
+			for _, a := range statActions(ex.str("request")) {
+				if a == "app_moved_to_background" {
+					n++
+				}
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("restarted app delivered app_moved_to_background %d times, want the persisted one once: %v", n, again.exchanges("/stats"))
 	}
 }
 

@@ -318,9 +318,12 @@ func (e *env) d10Backpressure(t *testing.T) {
 	t.Parallel()
 	srv, app := e.startBusy(t)
 	d := newDevice(t, e.classpath, srv, deviceConfig{AppID: app, DeviceID: deviceID(), VersionBuild: "1.0.0"})
+	d.launched()
 	fillStream(t, srv, app)
 	d.call("sendStats", m("action", "app_moved_to_foreground"))
-	first, ok := d.waitFor(5*time.Second, func(ev event) bool { return ev.str("event") == "http" && ev.str("path") == "/stats" })
+	first, ok := d.waitFor(5*time.Second, func(ev event) bool {
+		return ev.str("event") == "http" && ev.str("path") == "/stats" && contains(statActions(ev.str("request")), "app_moved_to_foreground")
+	})
 	if !ok {
 		t.Fatal("no flush")
 	}
@@ -350,7 +353,7 @@ func (e *env) d10Backpressure(t *testing.T) {
 	if _, ok := d.waitFor(time.Duration(retry+8)*time.Second, func(ev event) bool { return ev.str("event") == "stat_sent" }); !ok {
 		t.Fatalf("event not delivered after the pause; exchanges %v", d.exchanges("/stats"))
 	}
-	ex := d.exchanges("/stats")
+	ex := d.statsWith("app_moved_to_foreground")
 	second := ex[1]
 	if gap := second.num("start_ms") - first.num("at_ms"); gap < float64(retry*1000-50) {
 		t.Errorf("plugin retried %vms after a 429 with Retry-After %ds", gap, retry)

@@ -112,7 +112,7 @@ func (e *env) encryptedBundle(t *testing.T) {
 
 	r := autoUpdateDone(t, d)
 	resp := response(r)
-	if r["branch"] != "download" || resp["sessionKey"] != enc.IVSessionKey || resp["checksum"] != enc.Checksum {
+	if r["branch"] != "download" || resp["session_key"] != enc.IVSessionKey || resp["checksum"] != enc.Checksum {
 		t.Fatalf("branch %v answer %v, want the encrypted bundle with its session key and checksum", r["branch"], resp)
 	}
 	if f := d.notified("downloadFailed"); len(f) > 0 {

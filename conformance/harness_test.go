@@ -412,6 +412,32 @@ func (d *device) exchanges(path string) []event {
 	return out
 }
 
+// launched waits until the plugin has delivered the stats every launch
+// sends (app_launch_start from load(), app_launch_ready from
+// notifyAppReady) and returns the number of /stats exchanges so far: a
+// test's own stats are in the ones after.
+func (d *device) launched() int {
+	d.t.Helper()
+	if _, ok := d.waitFor(10*time.Second, func(ev event) bool {
+		return ev.str("event") == "http" && ev.str("path") == "/stats" && ev.num("status") == 200 &&
+			contains(statActions(ev.str("request")), "app_launch_ready")
+	}); !ok {
+		d.t.Fatalf("launch stats not delivered within 10s; exchanges %v", d.exchanges("/stats"))
+	}
+	return len(d.exchanges("/stats"))
+}
+
+// statsWith are the /stats exchanges whose events include action.
+func (d *device) statsWith(action string) []event {
+	var out []event
+	for _, e := range d.exchanges("/stats") {
+		if contains(statActions(e.str("request")), action) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // sentActions lists every stats action the plugin posted (batches and
 // single objects alike), in order.
 func (d *device) sentActions() []string {

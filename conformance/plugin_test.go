@@ -155,29 +155,75 @@ func TestPlugin(t *testing.T) {
 	t.Logf("suite took %v", time.Since(start).Round(time.Millisecond))
 }
 
-// autoUpdateDone runs the plugin's update check and, when it starts a
-// download, waits until the download ends (setNext or downloadFailed);
-// r["refused"] is set when the plugin declined to start it.
-func autoUpdateDone(t *testing.T, d *device) map[string]any {
+// autoUpdate has the app ask the plugin for an update check
+// (triggerUpdateCheck, which runs the plugin's backgroundDownload) and
+// names what the plugin did with the answer in r["branch"].
+func autoUpdate(t *testing.T, d *device) map[string]any {
 	t.Helper()
 	r := d.obj("autoUpdate", nil)
-	if r["branch"] == "download" {
-		// downloadBackground records the bundle as downloading before its
-		// worker starts; no record means the plugin refused to start.
-		started := false
-		for _, b := range d.obj("state", nil)["bundle_infos"].([]any) {
-			if b.(map[string]any)["version"] == response(r)["version"] {
-				started = true
+	r["branch"] = checkBranch(r)
+	return r
+}
+
+// checkBranch reads the events the plugin notified during a check:
+// updateCheckResult carries its own kind for an error answer (up_to_date,
+// blocked, failed); a download event means it started downloading; setNext
+// of builtin means it scheduled the builtin bundle; downloadFailed alone
+// means it gave up on the answer (no url); noNeedUpdate alone means it
+// already runs the offered bundle; none means it did nothing more.
+func checkBranch(r map[string]any) string {
+	events, _ := r["events"].([]any)
+	find := func(name string) map[string]any {
+		for _, e := range events {
+			if ev, _ := e.(map[string]any); ev["name"] == name {
+				data, _ := ev["data"].(map[string]any)
+				if data == nil {
+					data = map[string]any{}
+				}
+				return data
 			}
 		}
-		if !started {
-			r["refused"] = true
-			return r
+		return nil
+	}
+	if e := find("updateCheckResult"); e != nil {
+		k, _ := e["kind"].(string)
+		return k
+	}
+	if find("download") != nil {
+		return "download"
+	}
+	if e := find("setNext"); e != nil {
+		if b, _ := e["bundle"].(map[string]any); b["id"] == "builtin" {
+			return "set_next_builtin"
 		}
+		return "set_next"
+	}
+	if find("downloadFailed") != nil {
+		return "no_url"
+	}
+	if find("noNeedUpdate") != nil {
+		return "no_need_update"
+	}
+	return "none"
+}
+
+// autoUpdateDone runs the plugin's update check and, when it starts a
+// download, waits until the download ends (setNext or downloadFailed);
+// r["refused"] is set when the answer offered a bundle and the plugin
+// declined to start downloading it.
+func autoUpdateDone(t *testing.T, d *device) map[string]any {
+	t.Helper()
+	r := autoUpdate(t, d)
+	switch r["branch"] {
+	case "download":
 		if _, ok := d.waitFor(20*time.Second, func(ev event) bool {
 			return ev.str("event") == "notify" && (ev.str("name") == "setNext" || ev.str("name") == "downloadFailed")
 		}); !ok {
 			t.Fatal("download did not finish within 20s")
+		}
+	case "none":
+		if response(r)["url"] != nil {
+			r["refused"] = true
 		}
 	}
 	return r
@@ -219,7 +265,7 @@ func (e *env) updateDownloadUnzip(t *testing.T) {
 	e.channel(t, app, "production", admin.ChannelPatch{Bundle: ptr("1.0.1"), Public: ptr(true)})
 	d := e.device(t, deviceConfig{AppID: app})
 
-	r := d.obj("autoUpdate", nil)
+	r := autoUpdate(t, d)
 	if r["branch"] != "download" {
 		t.Fatalf("plugin took branch %v on %v, want download", r["branch"], r["response"])
 	}

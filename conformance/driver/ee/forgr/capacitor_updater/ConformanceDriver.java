@@ -2,7 +2,14 @@ package ee.forgr.capacitor_updater;
 
 import android.app.Activity;
 import android.content.SharedPreferences;
+import android.content.pm.PackageInfo;
 import androidx.lifecycle.LifecycleOwner;
+import com.getcapacitor.Bridge;
+import com.getcapacitor.BridgeActivity;
+import com.getcapacitor.CapConfig;
+import com.getcapacitor.JSObject;
+import com.getcapacitor.MessageHandler;
+import com.getcapacitor.PluginCall;
 import java.io.BufferedReader;
 import java.io.File;
 import java.io.InputStreamReader;
@@ -25,11 +32,13 @@ import org.json.JSONArray;
 import org.json.JSONObject;
 
 /**
- * Drives the plugin's own classes the way CapacitorUpdaterPlugin does, one
- * JSON command per stdin line. Each command answers one {"reply":n,...} line;
- * what the plugin does meanwhile (HTTP exchanges, listener events, sent stats)
- * is printed as {"event":...} lines. In package ee.forgr.capacitor_updater to
- * reach the package-private parts the plugin's own unit tests use.
+ * The host app: it loads CapacitorUpdaterPlugin on a bridge with the app's
+ * capacitor.config.json, calls its methods as the app's JS would, and reads
+ * its CapgoUpdater for state. One JSON command per stdin line; each answers
+ * one {"reply":n,...} line. What the plugin does meanwhile (HTTP exchanges,
+ * listener events, sent stats) is printed as {"event":...} lines. In package
+ * ee.forgr.capacitor_updater to reach the package-private parts the plugin's
+ * own unit tests use.
  */
 public final class ConformanceDriver {
 
@@ -56,19 +65,37 @@ public final class ConformanceDriver {
         }
     }
 
-    static final class DeviceActivity extends Activity implements LifecycleOwner {
+    static final class DeviceActivity extends BridgeActivity implements LifecycleOwner {
 
         DeviceActivity(File root) {
             super(root);
         }
     }
 
+    static final String PLUGIN_ID = "CapacitorUpdater";
+
     private DeviceActivity activity;
     private SharedPreferences prefs;
     private SharedPreferences.Editor editor;
+    private CapacitorUpdaterPlugin plugin;
     private CapgoUpdater updater;
     private String updateUrl;
     private String configDefaultChannel = "";
+    // Every event the plugin notified, in order.
+    private final List<JSONObject> notified = new ArrayList<>();
+    private final List<JSONObject> updateAnswers = new ArrayList<>();
+
+    private static volatile ConformanceDriver CURRENT;
+
+    private void recordUpdateAnswer(String body) {
+        synchronized (updateAnswers) {
+            try {
+                updateAnswers.add(new JSONObject(body));
+            } catch (Exception e) {
+                updateAnswers.add(new JSONObject());
+            }
+        }
+    }
 
     // Records each exchange the plugin makes; the request and answer pass unchanged.
     static final Interceptor RECORDER = (chain) -> {
@@ -91,6 +118,9 @@ public final class ConformanceDriver {
         String respBody = null;
         if (ct != null && "json".equals(ct.subtype())) {
             respBody = resp.peekBody(1 << 20).string();
+        }
+        if (req.url().encodedPath().endsWith("/updates") && respBody != null && CURRENT != null) {
+            CURRENT.recordUpdateAnswer(respBody);
         }
         event(
             "http",
@@ -124,6 +154,24 @@ public final class ConformanceDriver {
             for (Object x : (Collection<?>) v) a.put(json(x));
             return a;
         }
+        if (v instanceof JSONObject) {
+            JSONObject o = new JSONObject();
+            JSONArray names = ((JSONObject) v).names();
+            for (int i = 0; names != null && i < names.length(); i++) {
+                String k = names.optString(i);
+                try {
+                    o.put(k, json(((JSONObject) v).opt(k)));
+                } catch (Exception ex) {
+                    throw new RuntimeException(ex);
+                }
+            }
+            return o;
+        }
+        if (v instanceof JSONArray) {
+            JSONArray a = new JSONArray();
+            for (int i = 0; i < ((JSONArray) v).length(); i++) a.put(json(((JSONArray) v).opt(i)));
+            return a;
+        }
         if (v instanceof BundleInfo) {
             return json(((BundleInfo) v).toJSONMap());
         }
@@ -134,63 +182,153 @@ public final class ConformanceDriver {
         return c.isNull(k) ? null : c.optString(k, null);
     }
 
-    // Mirrors CapacitorUpdaterPlugin.load() (CapacitorUpdaterPlugin.java:690-890)
-    // for the fields CapgoUpdater reads.
+    // The app starts: the bridge loads the plugin with capacitor.config.json
+    // (CapacitorUpdaterPlugin.load(), CapacitorUpdaterPlugin.java:682), then
+    // the app's JS calls notifyAppReady(). The phone keeps its device id
+    // where the plugin's DeviceIdHelper restores it from (appUUID).
     private Object init(JSONObject c) throws Exception {
         File root = new File(c.getString("root"));
         activity = new DeviceActivity(root);
-        prefs = activity.getSharedPreferences("CapWebViewSettings", Activity.MODE_PRIVATE);
+        PackageInfo app = new PackageInfo();
+        app.packageName = c.getString("appId");
+        app.versionName = c.getString("versionBuild");
+        app.longVersionCode = Long.parseLong(c.optString("versionCode", "1"));
+        activity.setInstalledPackage(app);
+        prefs = activity.getSharedPreferences(com.getcapacitor.plugin.WebView.WEBVIEW_PREFS_NAME, Activity.MODE_PRIVATE);
         editor = prefs.edit();
-        Logger logger = new Logger("CapgoUpdater", new Logger.Options(Logger.LogLevel.debug));
-        updater = new CapgoUpdater(logger) {
-            @Override
-            public void notifyDownload(final String id, final int percent) {
-                event("download", "id", id, "percent", percent);
-            }
+        editor.putString("appUUID", c.getString("deviceId")).commit();
 
-            @Override
-            public void directUpdateFinish(final BundleInfo latest) {
-                event("notify", "name", "directUpdateFinish", "data", json(latest));
-            }
-
-            @Override
-            public void notifyListeners(final String id, final Map<String, Object> res) {
-                event("notify", "name", id, "data", json(res));
-            }
-        };
-        updater.activity = activity;
-        updater.versionBuild = c.getString("versionBuild");
-        updater.CAP_SERVER_PATH = "serverBasePath"; // com.getcapacitor.plugin.WebView.CAP_SERVER_PATH
-        // CapacitorUpdaterPlugin.java:149 and :728 — the plugin's version is a
-        // plain field, so a device running an older plugin is one assignment.
-        updater.pluginVersion = c.optString("pluginVersion", "8.51.23");
-        updater.versionCode = c.optString("versionCode", "1");
-        CryptoCipher.setLogger(logger);
-        DownloadService.setLogger(logger);
-        DownloadWorkerManager.setLogger(logger);
-        updater.appId = c.getString("appId");
-        updater.setPublicKey(c.optString("publicKey", ""));
         updateUrl = c.getString("updateUrl");
-        updater.statsUrl = c.optString("statsUrl", "");
-        updater.channelUrl = c.optString("channelUrl", "");
         configDefaultChannel = c.optString("defaultChannel", "");
-        String stored = prefs.getString(DEFAULT_CHANNEL_PREF_KEY, "");
-        updater.defaultChannel = stored != null && !stored.isEmpty() ? stored : configDefaultChannel;
-        updater.documentsDir = activity.getFilesDir();
-        updater.noBackupDir = activity.getNoBackupFilesDir();
-        updater.prefs = prefs;
-        updater.editor = editor;
-        updater.versionOs = android.os.Build.VERSION.RELEASE;
-        updater.deviceID = c.getString("deviceId");
-        updater.restorePendingStats();
-        DownloadService.updateUserAgent(updater.appId, updater.pluginVersion, updater.versionOs);
-        updater.timeout = c.optInt("timeoutMs", 20000);
-        DownloadService.applyHttpTimeouts(updater.timeout);
+        JSONObject pluginConfig = new JSONObject();
+        pluginConfig.put("appId", c.getString("appId"));
+        pluginConfig.put("updateUrl", updateUrl);
+        pluginConfig.put("statsUrl", c.optString("statsUrl", ""));
+        pluginConfig.put("channelUrl", c.optString("channelUrl", ""));
+        pluginConfig.put("defaultChannel", configDefaultChannel);
+        pluginConfig.put("publicKey", c.optString("publicKey", ""));
+        pluginConfig.put("responseTimeout", c.optInt("timeoutMs", 20000) / 1000);
+        JSONObject plugins = new JSONObject();
+        plugins.put(PLUGIN_ID, pluginConfig);
+        JSONObject capConfig = new JSONObject();
+        capConfig.put("appId", c.getString("appId"));
+        capConfig.put("plugins", plugins);
+        CapConfig config = new CapConfig(capConfig);
+        CapConfig.setDefault(config);
+
+        CURRENT = this;
         synchronized (ConformanceDriver.class) {
             DownloadService.sharedClient = DownloadService.sharedClient.newBuilder().addInterceptor(RECORDER).build();
         }
+        Bridge bridge = new Bridge(activity, config, (pluginId, name, data, retain) -> {
+            JSONObject e = new JSONObject();
+            try {
+                e.put("name", name);
+                e.put("data", json(data));
+            } catch (Exception ex) {
+                throw new RuntimeException(ex);
+            }
+            synchronized (notified) {
+                notified.add(e);
+            }
+            event("notify", "name", name, "data", e.opt("data"));
+        });
+        plugin = new CapacitorUpdaterPlugin();
+        plugin.setBridge(bridge);
+        plugin.setPluginId(PLUGIN_ID);
+        plugin.load();
+        updater = plugin.implementation;
+        if (updater == null || updater.deviceID == null) {
+            throw new IllegalStateException("CapacitorUpdaterPlugin.load() did not finish");
+        }
+        // A device running an older plugin: its version is a plain field
+        // (CapacitorUpdaterPlugin.java:149, set at :728).
+        if (c.has("pluginVersion")) {
+            updater.pluginVersion = c.getString("pluginVersion");
+            DownloadService.updateUserAgent(updater.appId, updater.pluginVersion, updater.versionOs);
+        }
+        if (c.optBoolean("notifyAppReady", true)) {
+            callPlugin("notifyAppReady", new JSObject(), 5000);
+        }
         JSONObject r = new JSONObject();
         r.put("key_id", updater.getKeyId());
+        r.put("device_id", updater.deviceID);
+        return r;
+    }
+
+    // Calls one of the plugin's @PluginMethod methods as the app's JS does and
+    // waits for it to resolve or reject.
+    private JSONObject callPlugin(String method, JSObject args, long timeoutMs) throws Exception {
+        CompletableFuture<JSONObject> f = new CompletableFuture<>();
+        MessageHandler handler = new MessageHandler() {
+            public void resolve(PluginCall call, JSObject data) {
+                f.complete(data == null ? new JSObject() : data);
+            }
+
+            public void reject(PluginCall call, String msg, String code, Exception ex, JSObject data) {
+                f.completeExceptionally(new RuntimeException(method + " rejected: " + msg + (code == null ? "" : " (" + code + ")")));
+            }
+        };
+        PluginCall call = new PluginCall(handler, PLUGIN_ID, "1", method, args);
+        CapacitorUpdaterPlugin.class.getMethod(method, PluginCall.class).invoke(plugin, call);
+        return f.get(timeoutMs, TimeUnit.MILLISECONDS);
+    }
+
+    private JSONObject notifiedSince(int from, String name) {
+        synchronized (notified) {
+            for (int i = from; i < notified.size(); i++) {
+                if (name.equals(notified.get(i).optString("name"))) return notified.get(i);
+            }
+        }
+        return null;
+    }
+
+    // The app's JS asks for an update check (triggerUpdateCheck,
+    // CapacitorUpdaterPlugin.java:4274), which runs the plugin's own
+    // backgroundDownload() (:4783). Answers once the check has played out:
+    // the plugin ended it (appReady, sent by endBackGroundTaskWithNotif via
+    // sendReadyToJs) or started a download (its first download event); if
+    // neither comes within settleMs of the answer, the plugin did nothing
+    // more. The reply lists the events the plugin notified meanwhile and the
+    // update answer it got.
+    private Object autoUpdate(JSONObject c) throws Exception {
+        final long timeoutMs = c.optLong("timeoutMs", 20000);
+        final long settleMs = c.optLong("settleMs", 3000);
+        final int from;
+        synchronized (notified) {
+            from = notified.size();
+        }
+        final int answersFrom;
+        synchronized (updateAnswers) {
+            answersFrom = updateAnswers.size();
+        }
+        JSONObject status = callPlugin("triggerUpdateCheck", new JSObject(), timeoutMs);
+        JSONObject r = new JSONObject();
+        r.put("status", status.optString("status"));
+        if (status.optBoolean("queued")) {
+            long deadline = System.currentTimeMillis() + timeoutMs;
+            long answeredAt = 0;
+            while (System.currentTimeMillis() < deadline) {
+                if (notifiedSince(from, "appReady") != null || notifiedSince(from, "download") != null) break;
+                synchronized (updateAnswers) {
+                    if (answeredAt == 0 && updateAnswers.size() > answersFrom) answeredAt = System.currentTimeMillis();
+                }
+                if (answeredAt != 0 && System.currentTimeMillis() - answeredAt > settleMs) break;
+                Thread.sleep(20);
+            }
+        }
+        // Events the plugin handed to the UI thread before then are delivered first.
+        java.util.concurrent.CountDownLatch drained = new java.util.concurrent.CountDownLatch(1);
+        new android.os.Handler(android.os.Looper.getMainLooper()).post(drained::countDown);
+        drained.await(5, TimeUnit.SECONDS);
+        JSONArray events = new JSONArray();
+        synchronized (notified) {
+            for (int i = from; i < notified.size(); i++) events.put(notified.get(i));
+        }
+        r.put("events", events);
+        synchronized (updateAnswers) {
+            r.put("response", updateAnswers.size() > answersFrom ? updateAnswers.get(updateAnswers.size() - 1) : JSONObject.NULL);
+        }
         return r;
     }
 
@@ -247,55 +385,6 @@ public final class ConformanceDriver {
         return r;
     }
 
-    // CapacitorUpdaterPlugin.backgroundDownload() (CapacitorUpdaterPlugin.java:4803-5090)
-    // with autoUpdate on and no direct update: how the plugin acts on an
-    // update answer. The branch taken is reported; every action is the
-    // plugin's own CapgoUpdater call.
-    private Object autoUpdate(JSONObject c) throws Exception {
-        final long timeoutMs = c.optLong("timeoutMs", 20000);
-        CompletableFuture<Map<String, Object>> f = new CompletableFuture<>();
-        updater.getLatest(updateUrl, null, f::complete);
-        Map<String, Object> res = f.get(timeoutMs, TimeUnit.MILLISECONDS);
-        JSONObject jsRes = (JSONObject) json(res);
-        JSONObject r = new JSONObject();
-        r.put("response", jsRes);
-        BundleInfo current = updater.getCurrentBundle();
-        if (jsRes.has("error") || jsRes.has("kind")) {
-            String kind = jsRes.optString("kind", null);
-            // CapacitorUpdaterPlugin.normalizedUpdateResponseKind (:4631)
-            if (!"up_to_date".equals(kind) && !"blocked".equals(kind) && !"failed".equals(kind)) kind = "failed";
-            r.put("branch", kind);
-            if ("failed".equals(kind)) {
-                // endBackGroundTaskWithNotif(error=true) sends failureAction (:4735)
-                updater.sendStats("download_fail", current.getVersionName());
-            }
-            return r;
-        }
-        String latest = jsRes.getString("version");
-        if ("builtin".equals(latest)) {
-            // :4864 shouldAutoSetNextBundle() -> setNextBundle(builtin) (:4884)
-            r.put("branch", "set_next_builtin");
-            updater.setNextBundle(BundleInfo.ID_BUILTIN);
-            return r;
-        }
-        if (!jsRes.has("url")) {
-            r.put("branch", "no_url");
-            updater.sendStats("download_fail", current.getVersionName());
-            return r;
-        }
-        if (latest.isEmpty() || current.getVersionName().equals(latest)) {
-            r.put("branch", "no_need_update");
-            return r;
-        }
-        r.put("branch", "download");
-        String url = jsRes.getString("url");
-        String sessionKey = jsRes.optString("sessionKey", "");
-        String checksum = jsRes.optString("checksum", "");
-        JSONArray manifest = jsRes.optJSONArray("manifest");
-        updater.downloadBackground(url, latest, sessionKey, checksum, manifest, true);
-        return r;
-    }
-
     private Object handle(String op, JSONObject c) throws Exception {
         final long timeoutMs = c.optLong("timeoutMs", 20000);
         switch (op) {
@@ -344,6 +433,8 @@ public final class ConformanceDriver {
                 return updater.set(c.getString("id"));
             case "setNextBundle":
                 return updater.setNextBundle(opt(c, "id"));
+            case "notifyAppReady":
+                return callPlugin("notifyAppReady", new JSObject(), timeoutMs);
             case "reset":
                 updater.reset();
                 return new JSONObject();
