@@ -94,7 +94,10 @@ func Decide(req *Request, snap *release.Snapshot, opts Options) Answer {
 
 	// 5. Nothing to do. On its builtin bundle a device reports its native
 	// version as version_name (older plugins "builtin" or nothing).
-	onBuiltin := OnBuiltin(req.VersionName, vb)
+	if !builtinTarget && target == req.VersionName {
+		return failNoNewVersion.answer(chName, target)
+	}
+	onBuiltin := onBuiltin(req.VersionName, vb, build.canon)
 	current := req.VersionName
 	if onBuiltin {
 		current = build.canon
@@ -172,15 +175,19 @@ func Decide(req *Request, snap *release.Snapshot, opts Options) Answer {
 	return Answer{Status: http.StatusOK, Body: successBody(b, opts.PublicURL), Result: ResultUpdate, Channel: chName, Version: target, res: resUpdate}
 }
 
-// OnBuiltin reports whether a device runs the bundle shipped inside its
+// onBuiltin reports whether a device runs the bundle shipped inside its
 // native app: version_name empty, "builtin", or equal to version_build
-// once both are coerced to semver ("5" and "5.0.0" are the same).
-func OnBuiltin(versionName, versionBuild string) bool {
+// once both are coerced to semver ("5" and "5.0.0" are the same);
+// buildCanon is version_build's canonical form.
+func onBuiltin(versionName, versionBuild, buildCanon string) bool {
 	if versionName == "" || versionName == "builtin" || versionName == versionBuild {
 		return true
 	}
+	if versionName == buildCanon {
+		return true
+	}
 	n := parseVersion(versionName)
-	return n.v != nil && n.canon == parseVersion(versionBuild).canon
+	return n.v != nil && n.canon == buildCanon
 }
 
 // validSessionKey is the plugin's own test of an encrypted bundle's key
@@ -195,7 +202,7 @@ func validSessionKey(k string) bool {
 // or, for plugins that keep no channel themselves, the choice the server
 // stored for it at setChannel.
 func requestedChannel(snap *release.Snapshot, req *Request, deviceID string) string {
-	if !KeepsChannel(req.PluginVersion) {
+	if snap.HasChoices(req.AppID) && !KeepsChannel(req.PluginVersion) {
 		if c, ok := snap.Choice(req.AppID, deviceID); ok {
 			return c
 		}

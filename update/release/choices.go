@@ -41,6 +41,10 @@ func (s *Snapshot) Choice(appID, deviceID string) (string, bool) {
 	return c, ok
 }
 
+// HasChoices reports whether any device of the app has a stored choice;
+// it spares the common case a plugin version check.
+func (s *Snapshot) HasChoices(appID string) bool { return s.choices[appID] != nil }
+
 // ChoiceCount is the number of stored device choices across all apps.
 func (s *Snapshot) ChoiceCount() int {
 	n := 0
