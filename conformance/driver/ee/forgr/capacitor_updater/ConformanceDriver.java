@@ -178,10 +178,6 @@ public final class ConformanceDriver {
         return v;
     }
 
-    private static String opt(JSONObject c, String k) {
-        return c.isNull(k) ? null : c.optString(k, null);
-    }
-
     // The app starts: the bridge loads the plugin with capacitor.config.json
     // (CapacitorUpdaterPlugin.load(), CapacitorUpdaterPlugin.java:682), then
     // the app's JS calls notifyAppReady(). The phone keeps its device id
@@ -256,8 +252,32 @@ public final class ConformanceDriver {
         return r;
     }
 
+    // The arguments of a plugin call: the command's keys given.
+    private static JSObject args(JSONObject c, String... keys) throws Exception {
+        JSObject a = new JSObject();
+        for (String k : keys) {
+            if (c.has(k) && !c.isNull(k)) a.put(k, c.get(k));
+        }
+        return a;
+    }
+
+    static final class Rejected extends Exception {
+
+        final JSONObject answer = new JSONObject();
+
+        Rejected(String method, String msg, String code, JSObject data) throws Exception {
+            super(method + " rejected: " + msg + (code == null ? "" : " (" + code + ")"));
+            answer.put("rejected", msg);
+            if (code != null) answer.put("code", code);
+            JSONArray names = data == null ? null : data.names();
+            for (int i = 0; names != null && i < names.length(); i++) {
+                answer.put(names.getString(i), data.get(names.getString(i)));
+            }
+        }
+    }
+
     // Calls one of the plugin's @PluginMethod methods as the app's JS does and
-    // waits for it to resolve or reject.
+    // waits for it to resolve; a rejection throws Rejected.
     private JSONObject callPlugin(String method, JSObject args, long timeoutMs) throws Exception {
         CompletableFuture<JSONObject> f = new CompletableFuture<>();
         MessageHandler handler = new MessageHandler() {
@@ -266,12 +286,31 @@ public final class ConformanceDriver {
             }
 
             public void reject(PluginCall call, String msg, String code, Exception ex, JSObject data) {
-                f.completeExceptionally(new RuntimeException(method + " rejected: " + msg + (code == null ? "" : " (" + code + ")")));
+                try {
+                    f.completeExceptionally(new Rejected(method, msg, code, data));
+                } catch (Exception e) {
+                    f.completeExceptionally(e);
+                }
             }
         };
         PluginCall call = new PluginCall(handler, PLUGIN_ID, "1", method, args);
         CapacitorUpdaterPlugin.class.getMethod(method, PluginCall.class).invoke(plugin, call);
-        return f.get(timeoutMs, TimeUnit.MILLISECONDS);
+        try {
+            return f.get(timeoutMs, TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.ExecutionException e) {
+            if (e.getCause() instanceof Exception) throw (Exception) e.getCause();
+            throw e;
+        }
+    }
+
+    // A plugin call whose rejection is an answer too, as the app's JS sees
+    // it: {"rejected": message, "code": ..., plus the rejection's data}.
+    private Object jsCall(String method, JSObject args, long timeoutMs) throws Exception {
+        try {
+            return json(callPlugin(method, args, timeoutMs));
+        } catch (Rejected r) {
+            return r.answer;
+        }
     }
 
     private JSONObject notifiedSince(int from, String name) {
@@ -332,16 +371,6 @@ public final class ConformanceDriver {
         return r;
     }
 
-    private interface Call {
-        void start(Callback cb);
-    }
-
-    private static Object await(Call call, long timeoutMs) throws Exception {
-        CompletableFuture<Map<String, Object>> f = new CompletableFuture<>();
-        call.start(f::complete);
-        return json(f.get(timeoutMs, TimeUnit.MILLISECONDS));
-    }
-
     private Object state() throws Exception {
         JSONObject r = new JSONObject();
         r.put("current", json(updater.getCurrentBundle()));
@@ -391,33 +420,26 @@ public final class ConformanceDriver {
             case "init":
                 return init(c);
             case "getLatest":
-                return await((cb) -> updater.getLatest(updateUrl, opt(c, "channel"), cb), timeoutMs);
+                return jsCall("getLatest", args(c, "channel"), timeoutMs);
             case "autoUpdate":
                 return autoUpdate(c);
             case "download":
-                return bundleResult(updater.download(c.getString("url"), c.getString("version"), opt(c, "sessionKey"), opt(c, "checksum")));
-            case "downloadManifest":
-                return bundleResult(
-                    updater.downloadManifest(
-                        c.getString("url"),
-                        c.getString("version"),
-                        opt(c, "sessionKey"),
-                        opt(c, "checksum"),
-                        c.getJSONArray("manifest")
-                    )
-                );
+            case "downloadManifest": {
+                // The plugin's download() (CapacitorUpdaterPlugin.java:2865):
+                // a zip, or the manifest's files when one is given.
+                JSONObject b = callPlugin("download", args(c, "url", "version", "sessionKey", "checksum", "manifest"), timeoutMs);
+                return bundleResult(updater.getBundleInfo(b.getString("id")));
+            }
             case "files":
                 return files(c.getString("id"));
-            case "setChannel": {
-                final String channel = c.getString("channel");
-                return await((cb) -> updater.setChannel(channel, editor, DEFAULT_CHANNEL_PREF_KEY, true, configDefaultChannel, cb), timeoutMs);
-            }
+            case "setChannel":
+                return jsCall("setChannel", args(c, "channel", "triggerAutoUpdate"), timeoutMs);
             case "getChannel":
-                return await((cb) -> updater.getChannel(cb, editor, DEFAULT_CHANNEL_PREF_KEY), timeoutMs);
+                return jsCall("getChannel", new JSObject(), timeoutMs);
             case "unsetChannel":
-                return await((cb) -> updater.unsetChannel(editor, DEFAULT_CHANNEL_PREF_KEY, configDefaultChannel, cb), timeoutMs);
+                return jsCall("unsetChannel", args(c, "triggerAutoUpdate"), timeoutMs);
             case "listChannels":
-                return await(updater::listChannels, timeoutMs);
+                return jsCall("listChannels", new JSObject(), timeoutMs);
             case "sendStats": {
                 final String action = c.getString("action");
                 updater.sendStats(
@@ -432,14 +454,14 @@ public final class ConformanceDriver {
             case "set":
                 return updater.set(c.getString("id"));
             case "setNextBundle":
-                return updater.setNextBundle(opt(c, "id"));
+                return updater.setNextBundle(c.isNull("id") ? null : c.optString("id", null));
             case "notifyAppReady":
                 return callPlugin("notifyAppReady", new JSObject(), timeoutMs);
             case "reset":
                 updater.reset();
                 return new JSONObject();
             case "bundleSize":
-                return updater.getBundleDownloadSize(updateUrl, c.getString("version"), c.getJSONArray("manifest"));
+                return jsCall("getBundleDownloadSize", args(c, "version", "manifest"), timeoutMs);
             case "state":
                 return state();
             case "shutdown":
