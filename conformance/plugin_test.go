@@ -157,10 +157,16 @@ func TestPlugin(t *testing.T) {
 
 // autoUpdate has the app ask the plugin for an update check
 // (triggerUpdateCheck, which runs the plugin's backgroundDownload) and
-// names what the plugin did with the answer in r["branch"].
-func autoUpdate(t *testing.T, d *device) map[string]any {
+// names what the plugin did with the answer in r["branch"]. via
+// "foreground" brings the app to the foreground instead, where the
+// plugin makes the same check by itself.
+func autoUpdate(t *testing.T, d *device, via ...string) map[string]any {
 	t.Helper()
-	r := d.obj("autoUpdate", nil)
+	var args map[string]any
+	if len(via) > 0 {
+		args = m("via", via[0])
+	}
+	r := d.obj("autoUpdate", args)
 	r["branch"] = checkBranch(r)
 	return r
 }
@@ -256,8 +262,9 @@ func response(r map[string]any) map[string]any {
 	return resp
 }
 
-// The device on builtin asks, is offered 1.0.1, downloads the zip in the
-// plugin's worker, checks its SHA-256, unzips it and sets it as next bundle.
+// The app on builtin comes to the foreground; the plugin asks by itself,
+// is offered 1.0.1, downloads the zip in its worker, checks its SHA-256,
+// unzips it and sets it as next bundle.
 func (e *env) updateDownloadUnzip(t *testing.T) {
 	t.Parallel()
 	app := e.newApp(t)
@@ -265,7 +272,7 @@ func (e *env) updateDownloadUnzip(t *testing.T) {
 	e.channel(t, app, "production", admin.ChannelPatch{Bundle: ptr("1.0.1"), Public: ptr(true)})
 	d := e.device(t, deviceConfig{AppID: app})
 
-	r := autoUpdate(t, d)
+	r := autoUpdate(t, d, "foreground")
 	if r["branch"] != "download" {
 		t.Fatalf("plugin took branch %v on %v, want download", r["branch"], r["response"])
 	}
@@ -298,8 +305,10 @@ func (e *env) updateDownloadUnzip(t *testing.T) {
 	}); !ok {
 		t.Errorf("no set_next stat sent; sent %v", d.sentActions())
 	}
-	for _, a := range []string{"download_zip_start", "download_zip_complete"} {
-		if !contains(d.sentActions(), a) {
+	for _, a := range []string{"app_moved_to_foreground", "download_zip_start", "download_zip_complete", "download_complete"} {
+		if _, ok := d.waitFor(5*time.Second, func(ev event) bool {
+			return ev.str("event") == "http" && ev.str("path") == "/stats" && contains(statActions(ev.str("request")), a)
+		}); !ok {
 			t.Errorf("no %s stat sent; sent %v", a, d.sentActions())
 		}
 	}

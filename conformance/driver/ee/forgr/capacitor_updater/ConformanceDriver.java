@@ -4,6 +4,7 @@ import android.app.Activity;
 import android.content.SharedPreferences;
 import android.content.pm.PackageInfo;
 import androidx.lifecycle.LifecycleOwner;
+import androidx.lifecycle.ProcessLifecycleOwner;
 import com.getcapacitor.Bridge;
 import com.getcapacitor.BridgeActivity;
 import com.getcapacitor.CapConfig;
@@ -322,9 +323,13 @@ public final class ConformanceDriver {
         return null;
     }
 
-    // The app's JS asks for an update check (triggerUpdateCheck,
-    // CapacitorUpdaterPlugin.java:4274), which runs the plugin's own
-    // backgroundDownload() (:4783). Answers once the check has played out:
+    // The plugin checks for an update, run by its own backgroundDownload()
+    // (CapacitorUpdaterPlugin.java:4783), asked for one of two ways:
+    // "triggerUpdateCheck", the app's JS calls triggerUpdateCheck (:4274);
+    // "foreground", the app comes to the foreground, which the OS tells
+    // ProcessLifecycleOwner, whose observer the plugin registered in load()
+    // (:946, AppLifecycleObserver.onStart -> appMovedToForeground, :5240).
+    // Answers once the check has played out:
     // the plugin ended it (appReady, sent by endBackGroundTaskWithNotif via
     // sendReadyToJs) or started a download (its first download event); if
     // neither comes within settleMs of the answer, the plugin did nothing
@@ -341,10 +346,18 @@ public final class ConformanceDriver {
         synchronized (updateAnswers) {
             answersFrom = updateAnswers.size();
         }
-        JSONObject status = callPlugin("triggerUpdateCheck", new JSObject(), timeoutMs);
+        final String via = c.optString("via", "triggerUpdateCheck");
         JSONObject r = new JSONObject();
-        r.put("status", status.optString("status"));
-        if (status.optBoolean("queued")) {
+        boolean started;
+        if ("foreground".equals(via)) {
+            ProcessLifecycleOwner.moveToForeground();
+            started = true;
+        } else {
+            JSONObject status = callPlugin("triggerUpdateCheck", new JSObject(), timeoutMs);
+            r.put("status", status.optString("status"));
+            started = status.optBoolean("queued");
+        }
+        if (started) {
             long deadline = System.currentTimeMillis() + timeoutMs;
             long answeredAt = 0;
             while (System.currentTimeMillis() < deadline) {
@@ -455,6 +468,10 @@ public final class ConformanceDriver {
                 return updater.set(c.getString("id"));
             case "setNextBundle":
                 return updater.setNextBundle(c.isNull("id") ? null : c.optString("id", null));
+            case "background":
+                // The app's last activity stops (AppLifecycleObserver.onStop -> appMovedToBackground).
+                ProcessLifecycleOwner.moveToBackground();
+                return new JSONObject();
             case "notifyAppReady":
                 return callPlugin("notifyAppReady", new JSObject(), timeoutMs);
             case "reset":
