@@ -2,8 +2,9 @@ package androidx.lifecycle;
 
 import java.util.concurrent.CopyOnWriteArrayList;
 
-// Observers hear start and stop; one added while started hears start at
-// once, as LifecycleRegistry brings a new observer up to the current state.
+// Observers hear each move to started and back; one added while started
+// hears start at once, as LifecycleRegistry brings a new observer up to the
+// current state.
 public class Lifecycle {
 
     private final LifecycleOwner owner;
@@ -27,12 +28,14 @@ public class Lifecycle {
         observers.remove(observer);
     }
 
-    void start() {
+    synchronized void start() {
+        if (started) return;
         started = true;
         for (DefaultLifecycleObserver o : observers) o.onStart(owner);
     }
 
-    void stop() {
+    synchronized void stop() {
+        if (!started) return;
         started = false;
         for (DefaultLifecycleObserver o : observers) o.onStop(owner);
     }

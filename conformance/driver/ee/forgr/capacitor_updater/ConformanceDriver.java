@@ -80,8 +80,6 @@ public final class ConformanceDriver {
     private SharedPreferences.Editor editor;
     private CapacitorUpdaterPlugin plugin;
     private CapgoUpdater updater;
-    private String updateUrl;
-    private String configDefaultChannel = "";
     // Every event the plugin notified, in order.
     private final List<JSONObject> notified = new ArrayList<>();
     private final List<JSONObject> updateAnswers = new ArrayList<>();
@@ -195,14 +193,12 @@ public final class ConformanceDriver {
         editor = prefs.edit();
         editor.putString("appUUID", c.getString("deviceId")).commit();
 
-        updateUrl = c.getString("updateUrl");
-        configDefaultChannel = c.optString("defaultChannel", "");
         JSONObject pluginConfig = new JSONObject();
         pluginConfig.put("appId", c.getString("appId"));
-        pluginConfig.put("updateUrl", updateUrl);
+        pluginConfig.put("updateUrl", c.getString("updateUrl"));
         pluginConfig.put("statsUrl", c.optString("statsUrl", ""));
         pluginConfig.put("channelUrl", c.optString("channelUrl", ""));
-        pluginConfig.put("defaultChannel", configDefaultChannel);
+        pluginConfig.put("defaultChannel", c.optString("defaultChannel", ""));
         pluginConfig.put("publicKey", c.optString("publicKey", ""));
         pluginConfig.put("responseTimeout", c.optInt("timeoutMs", 20000) / 1000);
         JSONObject plugins = new JSONObject();
