@@ -178,7 +178,7 @@ public final class ConformanceDriver {
     }
 
     // The app starts: the bridge loads the plugin with capacitor.config.json
-    // (CapacitorUpdaterPlugin.load(), CapacitorUpdaterPlugin.java:682), then
+    // (CapacitorUpdaterPlugin.load(), CapacitorUpdaterPlugin.java:683), then
     // the app's JS calls notifyAppReady(). The phone keeps its device id
     // where the plugin's DeviceIdHelper restores it from (appUUID).
     private Object init(JSONObject c) throws Exception {
