@@ -11,9 +11,10 @@
 // bridge with a capacitor.config.json, calls its methods as the app's JS
 // does (notifyAppReady, triggerUpdateCheck, which runs the plugin's own
 // backgroundDownload) and the CapgoUpdater it made, one JSON command per
-// line, and reports every HTTP exchange, listener event and delivered stat. The tests start a real `capstan serve` with
-// its embedded JetStream and a throwaway ClickHouse, seed it through the
-// admin API and assert on what the plugin did and what was stored.
+// line, and reports every HTTP exchange, listener event and delivered stat.
+// The tests start a real `capstan serve` with its embedded JetStream and a
+// throwaway ClickHouse, seed it through the admin API and assert on what
+// the plugin did and what was stored.
 //
 // Run with `go test ./conformance/` after `bash .ci/install-deps`; one
 // scenario with e.g. `-run 'TestPlugin/defects/D3'`. Set
