@@ -50,6 +50,7 @@ func TestBatchesByLinger(t *testing.T) {
 	n := publish(t, ne.js, makeEvents("com.example.linger", 30))
 	// 30 events never fill a batch of 10000: only the linger sends them.
 	db.waitCounts(t, n)
+	waitFor(t, "inserts counted", func() bool { return r.metric(t, "capstan_consumer_batch_size_sum") >= 30 })
 	inserts := r.metric(t, "capstan_consumer_batch_size_count")
 	if inserts < 1 || r.metric(t, "capstan_consumer_batch_size_sum") != 30 {
 		t.Errorf("%v inserts summing to %v", inserts, r.metric(t, "capstan_consumer_batch_size_sum"))
@@ -250,9 +251,13 @@ func TestReplicasShareWork(t *testing.T) {
 	b := startConsumer(t, testConfig(ne.connect(t, "ok"), db.conn))
 	n := publish(t, ne.js, makeEvents("com.example.replicas", 400))
 	db.waitCounts(t, n)
-	total := a.metric(t, "capstan_consumer_inserted_events_total") + b.metric(t, "capstan_consumer_inserted_events_total")
-	if total != float64(n) {
-		t.Errorf("replicas inserted %v events together, want %d", total, n)
+	// Rows are visible before the insert returns and is counted.
+	total := func() float64 {
+		return a.metric(t, "capstan_consumer_inserted_events_total") + b.metric(t, "capstan_consumer_inserted_events_total")
+	}
+	waitFor(t, "inserts counted", func() bool { return total() >= float64(n) })
+	if got := total(); got != float64(n) {
+		t.Errorf("replicas inserted %v events together, want %d", got, n)
 	}
 }
 
