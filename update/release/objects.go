@@ -260,14 +260,13 @@ func (s *Store) bundleFill(ctx context.Context, b Bundle, path string) error {
 }
 
 func (s *Store) bundleDownload(ctx context.Context, b Bundle, path string) error {
-	obj, err := s.obs.Get(ctx, b.Object)
+	obj, err := s.openObject(ctx, b.Object)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("bundle %q of app %q: zip missing from object store: %w", b.Version, b.AppID, ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("fetch bundle %q: %w", b.Version, err)
 	}
-	defer obj.Close()
 	t := s.bundleNewTemp()
 	if t.err != nil {
 		return fmt.Errorf("fetch bundle %q: %w", b.Version, t.err)

@@ -45,7 +45,13 @@ type Options struct {
 	// WriteWait bounds how long a write waits to see itself in the local
 	// snapshot before returning; default 5s.
 	WriteWait time.Duration
-	Logger    *slog.Logger
+	// FetchTimeout bounds a bundle fetch from the object store into the
+	// local cache while it makes no progress: the time to the first byte,
+	// then between two chunks. A download whose zip cannot be fetched in
+	// time fails (503 with Retry-After) instead of hanging; default
+	// DefaultFetchTimeout (15s).
+	FetchTimeout time.Duration
+	Logger       *slog.Logger
 	// Registerer receives the store's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
 }
@@ -106,6 +112,9 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	}
 	if opts.WriteWait <= 0 {
 		opts.WriteWait = 5 * time.Second
+	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = DefaultFetchTimeout
 	}
 	log := opts.Logger
 	if log == nil {
