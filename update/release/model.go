@@ -1,6 +1,45 @@
 // Package release holds what Capstan serves to devices — apps, channels,
 // bundles and device overrides — as immutable in-memory snapshots kept in
 // step with a JetStream key-value bucket.
+//
+// # Writes from several fronts
+//
+// Any number of stateless fronts write the bucket at once, so no write
+// checks and then acts. Each write of an app reads the app's key (its
+// guard) and the keys it changes, waits until the local snapshot reflects
+// those revisions, checks the invariants against that snapshot, and
+// publishes its keys as one JetStream atomic batch (nats-server 2.12+,
+// the bucket's stream has allow_atomic) in which every message carries
+// the revision it expects. The server stores the whole batch or nothing;
+// a writer that lost re-reads and re-checks (bounded: ErrConcurrent), and
+// a check that now fails is its answer. No crash between steps leaves a
+// state to repair, since there are no steps: one batch is one write.
+//
+//   - Writes that change what the invariants read — a channel put or
+//     delete, a bundle create or delete, an app rename — rewrite the app
+//     key unchanged expecting its revision, so any two of them on one app
+//     conflict: one public channel per platform (ErrPublicConflict), no
+//     channel pointing at a missing bundle (ErrNotFound, ErrInUse), unique
+//     versions (the version key is also expected absent: ErrExists).
+//   - A pin (override) is written with its channel's key rewritten
+//     unchanged, expecting its revision, and on condition that the app key
+//     is as read (without writing it, so pins of different channels do
+//     not conflict). DeleteChannel expects the channel key too, so a pin
+//     and a channel delete never both succeed (ErrChannelInUse).
+//   - Deleting the app key (expecting its revision) is the commit point of
+//     DeleteApp: every other write expects that key, so nothing lands
+//     under a deleted app (ErrAppDeleted); an upload whose metadata write
+//     fails that way deletes its zip. Channels, bundles, pins, choices and
+//     zips are then swept in batches conditional on the app key still
+//     being deleted. Snapshots drop an app's channels and bundles with its
+//     key; a sweep a crash cut short is finished when any front starts
+//     (repair) or the app id is created again, before its key is.
+//   - A starting front also deletes zips older than orphanAge that no
+//     bundle refers to (an upload that crashed before its metadata).
+//
+// Watchers see every batch as ordinary KV entries in revision order, so
+// each front's snapshot, and a restarted front's, converge to the same
+// state.
 package release
 
 import "time"

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -56,63 +55,6 @@ func validBundle(b Bundle, hasZip bool) error {
 	return nil
 }
 
-// CreateBundle stores a new bundle version: it streams zip (nil when the
-// bundle has an ExternalURL or only a manifest) into the object store,
-// recording the SHA-256 and size of the stored bytes, then its metadata.
-// An empty Checksum of a plaintext bundle becomes that SHA-256. ErrExists
-// when the version is taken; no object is left behind then.
-func (s *Store) CreateBundle(ctx context.Context, b Bundle, zip io.Reader) error {
-	if err := validBundle(b, zip != nil); err != nil {
-		return fmt.Errorf("create bundle: %w", err)
-	}
-	if err := s.appExists(ctx, b.AppID); err != nil {
-		return fmt.Errorf("create bundle %q: %w", b.Version, err)
-	}
-	key := bundleKey(b.AppID, b.Version)
-	if _, err := s.get(ctx, key); err == nil {
-		return fmt.Errorf("create bundle %q of app %q: %w", b.Version, b.AppID, ErrExists)
-	} else if !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("create bundle %q: %w", b.Version, err)
-	}
-	b.Object, b.ObjectSHA256, b.Size = "", "", 0
-	if b.CreatedAt.IsZero() {
-		b.CreatedAt = now()
-	}
-	var cached *bundleTemp
-	if zip != nil {
-		// Tee the upload into the local cache so the first download on
-		// this front needs no fetch.
-		cached = s.bundleNewTemp()
-		name := objectName(b.AppID, b.Version)
-		info, err := s.obs.Put(ctx, jetstream.ObjectMeta{
-			Name:        name,
-			Description: b.AppID + " " + b.Version,
-		}, io.TeeReader(zip, cached))
-		if err != nil {
-			cached.discard()
-			return fmt.Errorf("store bundle %q zip: %w", b.Version, err)
-		}
-		b.Object, b.Size = name, int64(info.Size)
-		b.ObjectSHA256 = hex.EncodeToString(cached.h.Sum(nil))
-		if b.Checksum == "" {
-			b.Checksum = b.ObjectSHA256
-		}
-	}
-	rev, err := s.create(ctx, key, b)
-	if err != nil {
-		if b.Object != "" {
-			s.deleteObject(context.WithoutCancel(ctx), b)
-		}
-		cached.discard()
-		return fmt.Errorf("create bundle %q of app %q: %w", b.Version, b.AppID, err)
-	}
-	if cached != nil {
-		cached.keep(s.bundlePath(b.ObjectSHA256), b.ObjectSHA256, s.log)
-	}
-	s.waitApplied(ctx, rev)
-	return nil
-}
-
 // deleteObject removes a bundle's zip, logging failures: the metadata is
 // what matters and is already gone.
 func (s *Store) deleteObject(ctx context.Context, b Bundle) {
@@ -122,56 +64,6 @@ func (s *Store) deleteObject(ctx context.Context, b Bundle) {
 	if err := s.obs.Delete(ctx, b.Object); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		s.log.Warn("delete bundle object", "app", b.AppID, "version", b.Version, "object", b.Object, "err", err)
 	}
-}
-
-// DeleteBundle removes a bundle version and its zip; ErrInUse while a
-// channel points at it (as Bundle or RolloutBundle).
-func (s *Store) DeleteBundle(ctx context.Context, app, version string) error {
-	if err := validSegment("app id", app); err != nil {
-		return fmt.Errorf("delete bundle: %w", err)
-	}
-	if err := validSegment("bundle version", version); err != nil {
-		return fmt.Errorf("delete bundle: %w", err)
-	}
-	key := bundleKey(app, version)
-	e, err := s.get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("delete bundle %q of app %q: %w", version, app, err)
-	}
-	var b Bundle
-	if err := json.Unmarshal(e.Value(), &b); err != nil {
-		s.log.Warn("delete bundle: undecodable metadata", "app", app, "version", version, "err", err)
-	}
-	// Ask the bucket, not the snapshot: another front may have just
-	// pointed a channel at this bundle.
-	chans, err := s.listKeys(ctx, kindChannel+"."+enc(app)+".*")
-	if err != nil {
-		return fmt.Errorf("delete bundle %q: %w", version, err)
-	}
-	for _, k := range chans {
-		ce, err := s.get(ctx, k)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("delete bundle %q: read channel: %w", version, err)
-		}
-		var c Channel
-		if json.Unmarshal(ce.Value(), &c) != nil {
-			continue
-		}
-		if c.Bundle == version || c.RolloutBundle == version {
-			return fmt.Errorf("delete bundle %q of app %q: channel %q uses it: %w", version, app, c.Name, ErrInUse)
-		}
-	}
-	rev, err := s.deleteKeys(ctx, []string{key}, e.Revision())
-	if err != nil {
-		return fmt.Errorf("delete bundle %q of app %q: %w", version, app, err)
-	}
-	s.deleteObject(ctx, b)
-	s.waitApplied(ctx, rev)
-	s.bundleDropCached(b.ObjectSHA256)
-	return nil
 }
 
 // OpenBundle returns a bundle's metadata and its zip, read from the local

@@ -60,11 +60,14 @@ type Options struct {
 // metadata, an object store for bundle zips — and mirrors it into an
 // in-memory Snapshot that every front reads without locking.
 type Store struct {
-	js   jetstream.JetStream
-	kv   jetstream.KeyValue
-	obs  jetstream.ObjectStore
-	opts Options
-	log  *slog.Logger
+	js  jetstream.JetStream
+	kv  jetstream.KeyValue
+	obs jetstream.ObjectStore
+	// stream is the bucket's stream, read for revisions of deleted keys.
+	stream jetstream.Stream
+	bg     sync.WaitGroup // repair after the first load
+	opts   Options
+	log    *slog.Logger
 	// subjPrefix is the subject prefix of the bucket's keys.
 	subjPrefix string
 
@@ -120,13 +123,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      opts.Bucket,
-		Description: "Capstan release state: apps, channels, bundles, overrides, tokens",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    opts.Replicas,
-	})
+	kv, stream, err := openBucket(ctx, js, opts)
 	if err != nil {
 		return nil, fmt.Errorf("release bucket %q: %w", opts.Bucket, err)
 	}
@@ -144,7 +141,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	}
 	bundleCleanTemp(opts.CacheDir, log)
 	s := &Store{
-		js: js, kv: kv, obs: obs, opts: opts, log: log,
+		js: js, kv: kv, stream: stream, obs: obs, opts: opts, log: log,
 		subjPrefix: "$KV." + opts.Bucket + ".",
 		ready:      make(chan struct{}),
 		changed:    make(chan struct{}),
@@ -157,6 +154,11 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	wctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go s.watchLoop(wctx)
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.repair(wctx)
+	}()
 	return s, nil
 }
 
@@ -193,6 +195,7 @@ func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 func (s *Store) Close() {
 	s.cancel()
 	<-s.done
+	s.bg.Wait()
 	s.js.Conn().RemoveStatusListener(s.reconnected)
 }
 

@@ -424,6 +424,8 @@ func TestTwoFronts(t *testing.T) {
 	}
 	must(t, a.PutOverride(ctx, Override{AppID: "com.a", DeviceID: "d", Channel: "production"}))
 	visibleWithin(t, bb, time.Second, func(s *Snapshot) bool { ch, _ := s.Override("com.a", "d"); return ch == "production" })
+	wantErr(t, bb.DeleteChannel(ctx, "com.a", "production"), ErrChannelInUse)
+	must(t, bb.DeleteOverride(ctx, "com.a", "d"))
 	must(t, bb.DeleteChannel(ctx, "com.a", "production"))
 	visibleWithin(t, a, time.Second, func(s *Snapshot) bool { _, ok := s.Channel("com.a", "production"); return !ok })
 }

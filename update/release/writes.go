@@ -123,37 +123,6 @@ func (s *Store) listKeys(ctx context.Context, filters ...string) ([]string, erro
 	}
 }
 
-// appExists checks the snapshot first, then the bucket (another front
-// may have created the app a moment ago).
-func (s *Store) appExists(ctx context.Context, id string) error {
-	if _, ok := s.Snapshot().App(id); ok {
-		return nil
-	}
-	if _, err := s.get(ctx, appKey(id)); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("app %q: %w", id, ErrNotFound)
-		}
-		return fmt.Errorf("read app %q: %w", id, err)
-	}
-	return nil
-}
-
-// CreateApp adds an app; ErrExists when its id is taken.
-func (s *Store) CreateApp(ctx context.Context, a App) error {
-	if err := validPathSegment("app id", a.ID); err != nil {
-		return fmt.Errorf("create app: %w", err)
-	}
-	if a.CreatedAt.IsZero() {
-		a.CreatedAt = now()
-	}
-	rev, err := s.create(ctx, appKey(a.ID), a)
-	if err != nil {
-		return fmt.Errorf("create app %q: %w", a.ID, err)
-	}
-	s.waitApplied(ctx, rev)
-	return nil
-}
-
 // PutApp replaces an existing app's metadata (its name); ErrNotFound when
 // the app does not exist. CreatedAt is kept.
 func (s *Store) PutApp(ctx context.Context, a App) error {
@@ -186,56 +155,6 @@ func (s *Store) PutApp(ctx context.Context, a App) error {
 	return fmt.Errorf("update app %q: too many concurrent changes", a.ID)
 }
 
-// DeleteApp removes an app with its channels, bundles (metadata and zips)
-// device overrides and device channel choices.
-func (s *Store) DeleteApp(ctx context.Context, id string) error {
-	if err := validSegment("app id", id); err != nil {
-		return fmt.Errorf("delete app: %w", err)
-	}
-	if _, err := s.get(ctx, appKey(id)); err != nil {
-		return fmt.Errorf("delete app %q: %w", id, err)
-	}
-	e := enc(id)
-	keys, err := s.listKeys(ctx, kindChannel+"."+e+".*", kindBundle+"."+e+".*", kindOverride+"."+e+".*", kindChoice+"."+e+".*", kindChanSeq+"."+e)
-	if err != nil {
-		return fmt.Errorf("delete app %q: %w", id, err)
-	}
-	var objects []Bundle
-	for _, k := range keys {
-		if !strings.HasPrefix(k, kindBundle+".") {
-			continue
-		}
-		be, err := s.get(ctx, k)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("delete app %q: read bundle: %w", id, err)
-		}
-		var b Bundle
-		if json.Unmarshal(be.Value(), &b) == nil && b.Object != "" {
-			objects = append(objects, b)
-		}
-	}
-	// The app key goes last: if this fails halfway, the app still exists
-	// and the delete can be retried.
-	if _, err := s.deleteKeys(ctx, keys, 0); err != nil {
-		return fmt.Errorf("delete app %q: %w", id, err)
-	}
-	rev, err := s.deleteKeys(ctx, []string{appKey(id)}, 0)
-	if err != nil {
-		return fmt.Errorf("delete app %q: %w", id, err)
-	}
-	for _, b := range objects {
-		s.deleteObject(ctx, b)
-	}
-	s.waitApplied(ctx, rev)
-	for _, b := range objects {
-		s.bundleDropCached(b.ObjectSHA256)
-	}
-	return nil
-}
-
 // validChannel checks a channel's own fields.
 func validChannel(c Channel) error {
 	if err := validSegment("app id", c.AppID); err != nil {
@@ -263,82 +182,6 @@ func validChannel(c Channel) error {
 		return fmt.Errorf("%w: negative channel id", ErrInvalid)
 	}
 	return nil
-}
-
-// bundleExists checks the snapshot, then the bucket.
-func (s *Store) bundleExists(ctx context.Context, app, version string) error {
-	if _, ok := s.Snapshot().Bundle(app, version); ok {
-		return nil
-	}
-	if _, err := s.get(ctx, bundleKey(app, version)); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("bundle %q of app %q: %w", version, app, ErrNotFound)
-		}
-		return fmt.Errorf("read bundle %q: %w", version, err)
-	}
-	return nil
-}
-
-// PutChannel creates or replaces a channel. A zero ID keeps the existing
-// channel's id, or assigns the app's next free one. The app and the
-// bundles it points at must exist (ErrNotFound).
-func (s *Store) PutChannel(ctx context.Context, c Channel) error {
-	if err := validChannel(c); err != nil {
-		return fmt.Errorf("put channel: %w", err)
-	}
-	if err := s.appExists(ctx, c.AppID); err != nil {
-		return fmt.Errorf("put channel %q: %w", c.Name, err)
-	}
-	for _, v := range []string{c.Bundle, c.RolloutBundle} {
-		if v != "" {
-			if err := s.bundleExists(ctx, c.AppID, v); err != nil {
-				return fmt.Errorf("put channel %q: %w", c.Name, err)
-			}
-		}
-	}
-	if c.DisableAutoUpdate == "" {
-		c.DisableAutoUpdate = PolicyNone
-	}
-	key := chanKey(c.AppID, c.Name)
-	wantID := c.ID
-	for range casRetries {
-		e, err := s.get(ctx, key)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("put channel %q: %w", c.Name, err)
-		}
-		c.ID = wantID
-		if c.ID == 0 && e != nil {
-			var old Channel
-			if json.Unmarshal(e.Value(), &old) == nil {
-				c.ID = old.ID
-			}
-		}
-		if c.ID == 0 {
-			if c.ID, err = s.nextChannelID(ctx, c.AppID); err != nil {
-				return fmt.Errorf("put channel %q: %w", c.Name, err)
-			}
-		}
-		c.UpdatedAt = now()
-		data, err := json.Marshal(c)
-		if err != nil {
-			return fmt.Errorf("put channel %q: %w", c.Name, err)
-		}
-		var rev uint64
-		if e == nil {
-			rev, err = s.kv.Create(ctx, key, data)
-		} else {
-			rev, err = s.kv.Update(ctx, key, data, e.Revision())
-		}
-		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			continue // another front changed it meanwhile; re-read
-		}
-		if err != nil {
-			return fmt.Errorf("put channel %q: %w", c.Name, err)
-		}
-		s.waitApplied(ctx, rev)
-		return nil
-	}
-	return fmt.Errorf("put channel %q: too many concurrent changes", c.Name)
 }
 
 // nextChannelID hands out the app's next channel id from a counter key,
@@ -376,56 +219,6 @@ func (s *Store) nextChannelID(ctx context.Context, app string) (int64, error) {
 		return next, nil
 	}
 	return 0, errors.New("channel id counter: too many concurrent changes")
-}
-
-// DeleteChannel removes a channel. Overrides naming it stay; devices
-// pinned to it get no_channel until re-pinned.
-func (s *Store) DeleteChannel(ctx context.Context, app, name string) error {
-	if err := validSegment("app id", app); err != nil {
-		return fmt.Errorf("delete channel: %w", err)
-	}
-	if err := validSegment("channel name", name); err != nil {
-		return fmt.Errorf("delete channel: %w", err)
-	}
-	e, err := s.get(ctx, chanKey(app, name))
-	if err != nil {
-		return fmt.Errorf("delete channel %q of app %q: %w", name, app, err)
-	}
-	rev, err := s.deleteKeys(ctx, []string{chanKey(app, name)}, e.Revision())
-	if err != nil {
-		return fmt.Errorf("delete channel %q of app %q: %w", name, app, err)
-	}
-	s.waitApplied(ctx, rev)
-	return nil
-}
-
-// PutOverride pins a device to a channel of its app; the app and channel
-// must exist (ErrNotFound). DeviceID is stored lowercase.
-func (s *Store) PutOverride(ctx context.Context, o Override) error {
-	o.DeviceID = strings.ToLower(o.DeviceID)
-	for _, f := range [][2]string{{"app id", o.AppID}, {"device id", o.DeviceID}, {"channel name", o.Channel}} {
-		if err := validSegment(f[0], f[1]); err != nil {
-			return fmt.Errorf("put override: %w", err)
-		}
-	}
-	if err := s.appExists(ctx, o.AppID); err != nil {
-		return fmt.Errorf("put override: %w", err)
-	}
-	if _, ok := s.Snapshot().Channel(o.AppID, o.Channel); !ok {
-		if _, err := s.get(ctx, chanKey(o.AppID, o.Channel)); err != nil {
-			return fmt.Errorf("put override: channel %q: %w", o.Channel, err)
-		}
-	}
-	data, err := json.Marshal(o)
-	if err != nil {
-		return fmt.Errorf("put override: %w", err)
-	}
-	rev, err := s.kv.Put(ctx, ovrKey(o.AppID, o.DeviceID), data)
-	if err != nil {
-		return fmt.Errorf("put override for device %q: %w", o.DeviceID, err)
-	}
-	s.waitApplied(ctx, rev)
-	return nil
 }
 
 // DeleteOverride unpins a device (matched case-insensitively).

@@ -1,0 +1,374 @@
+package release
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The writes below keep the release invariants with any number of fronts
+// writing at once; see the package comment for how.
+
+// CreateApp adds an app; ErrExists when its id is taken. Keys and zips a
+// deleted app of the same id left behind (a front crashed while deleting
+// it) are removed first, so nothing of the old app comes back.
+func (s *Store) CreateApp(ctx context.Context, a App) error {
+	if err := validPathSegment("app id", a.ID); err != nil {
+		return fmt.Errorf("create app: %w", err)
+	}
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = now()
+	}
+	data, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("create app %q: %w", a.ID, err)
+	}
+	err = s.guarded(ctx, func() (uint64, error) {
+		e, err := s.last(ctx, appKey(a.ID))
+		if err != nil {
+			return 0, err
+		}
+		if e.live {
+			return 0, ErrExists
+		}
+		if ok, _, err := s.sweepApp(ctx, a.ID, e.seq); err != nil {
+			return 0, err
+		} else if !ok {
+			return 0, errConflict
+		}
+		return s.commit(ctx, []*nats.Msg{expect(s.putMsg(appKey(a.ID), data), e.seq)})
+	})
+	if err != nil {
+		return fmt.Errorf("create app %q: %w", a.ID, err)
+	}
+	return nil
+}
+
+// DeleteApp removes an app with its channels, bundles (metadata and zips)
+// device overrides and device channel choices. Deleting the app key is
+// the commit point: every other write of the app expects that key, so
+// none lands after it, and readers see nothing of an app without its key.
+// The rest is swept after; a sweep cut short by a crash is finished by
+// the next start of any front or a re-creation of the app.
+func (s *Store) DeleteApp(ctx context.Context, id string) error {
+	if err := validSegment("app id", id); err != nil {
+		return fmt.Errorf("delete app: %w", err)
+	}
+	var appSeq uint64
+	var shas []string
+	err := s.guarded(ctx, func() (uint64, error) {
+		g, err := s.readGuard(ctx, id, 0)
+		if err != nil {
+			return 0, err
+		}
+		shas = shas[:0]
+		for _, b := range g.app.bundles {
+			shas = append(shas, b.ObjectSHA256)
+		}
+		appSeq, err = s.commit(ctx, []*nats.Msg{expect(s.delMsg(appKey(id)), g.seq)})
+		return appSeq, err
+	})
+	if err != nil {
+		return fmt.Errorf("delete app %q: %w", id, err)
+	}
+	_, rev, err := s.sweepApp(context.WithoutCancel(ctx), id, appSeq)
+	if err != nil {
+		s.log.Warn("delete app: sweep left keys behind; the next start repairs them", "app", id, "err", err)
+	}
+	s.waitApplied(ctx, max(rev, appSeq))
+	for _, sha := range shas {
+		s.bundleDropCached(sha)
+	}
+	return nil
+}
+
+// PutChannel creates or replaces a channel. A zero ID keeps the existing
+// channel's id, or assigns the app's next free one. The app and the
+// bundles it points at must exist (ErrNotFound); a public channel must
+// not share a platform with another public one (ErrPublicConflict).
+func (s *Store) PutChannel(ctx context.Context, c Channel) error {
+	if err := validChannel(c); err != nil {
+		return fmt.Errorf("put channel: %w", err)
+	}
+	if c.DisableAutoUpdate == "" {
+		c.DisableAutoUpdate = PolicyNone
+	}
+	key := chanKey(c.AppID, c.Name)
+	wantID, newID := c.ID, int64(0)
+	err := s.guarded(ctx, func() (uint64, error) {
+		ce, err := s.last(ctx, key)
+		if err != nil {
+			return 0, err
+		}
+		g, err := s.readGuard(ctx, c.AppID, ce.seq)
+		if err != nil {
+			return 0, err
+		}
+		for _, v := range []string{c.Bundle, c.RolloutBundle} {
+			if _, ok := g.app.bundles[v]; v != "" && !ok {
+				return 0, fmt.Errorf("bundle %q of app %q: %w", v, c.AppID, ErrNotFound)
+			}
+		}
+		if other, p, ok := publicClash(c, g.app.channels); ok {
+			return 0, fmt.Errorf("channel %q is already public for %s: %w", other, p, ErrPublicConflict)
+		}
+		c.ID = wantID
+		if c.ID == 0 && ce.live {
+			var old Channel
+			if json.Unmarshal(ce.data, &old) == nil {
+				c.ID = old.ID
+			}
+		}
+		if c.ID == 0 {
+			if newID == 0 {
+				if newID, err = s.nextChannelID(ctx, c.AppID); err != nil {
+					return 0, err
+				}
+			}
+			c.ID = newID
+		}
+		c.UpdatedAt = now()
+		data, err := json.Marshal(c)
+		if err != nil {
+			return 0, err
+		}
+		return s.commit(ctx, []*nats.Msg{expect(s.putMsg(key, data), ce.seq), g.bump(s, c.AppID)})
+	})
+	if err != nil {
+		return fmt.Errorf("put channel %q: %w", c.Name, err)
+	}
+	return nil
+}
+
+// publicClash finds another public channel sharing a platform with c.
+func publicClash(c Channel, channels map[string]*Channel) (other, platform string, ok bool) {
+	if !c.Public {
+		return "", "", false
+	}
+	for _, o := range channels {
+		if o.Name == c.Name || !o.Public {
+			continue
+		}
+		for _, p := range []string{"ios", "android", "electron"} {
+			if c.PlatformEnabled(p) && o.PlatformEnabled(p) {
+				return o.Name, p, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// DeleteChannel removes a channel; ErrChannelInUse while devices are
+// pinned to it. Pinning rewrites the channel key, so a pin landing
+// between the check and the delete makes the delete conflict and re-check.
+func (s *Store) DeleteChannel(ctx context.Context, app, name string) error {
+	if err := validSegment("app id", app); err != nil {
+		return fmt.Errorf("delete channel: %w", err)
+	}
+	if err := validSegment("channel name", name); err != nil {
+		return fmt.Errorf("delete channel: %w", err)
+	}
+	key := chanKey(app, name)
+	err := s.guarded(ctx, func() (uint64, error) {
+		ce, err := s.last(ctx, key)
+		if err != nil {
+			return 0, err
+		}
+		if !ce.live {
+			return 0, fmt.Errorf("channel %q: %w", name, ErrNotFound)
+		}
+		g, err := s.readGuard(ctx, app, ce.seq)
+		if err != nil {
+			return 0, err
+		}
+		if n := pinnedTo(g.snap, app, name); n > 0 {
+			return 0, fmt.Errorf("%d device(s) pinned to it: %w", n, ErrChannelInUse)
+		}
+		return s.commit(ctx, []*nats.Msg{expect(s.delMsg(key), ce.seq), g.bump(s, app)})
+	})
+	if err != nil {
+		return fmt.Errorf("delete channel %q of app %q: %w", name, app, err)
+	}
+	return nil
+}
+
+// pinnedTo counts the devices pinned to a channel.
+func pinnedTo(snap *Snapshot, app, name string) int {
+	n := 0
+	if a := snap.overrides[app]; a != nil {
+		a.each(app, func(o Override) bool {
+			if o.Channel == name {
+				n++
+			}
+			return true
+		})
+	}
+	return n
+}
+
+// PutOverride pins a device to a channel of its app; the app and channel
+// must exist (ErrNotFound). DeviceID is stored lowercase. The pin is
+// written with the channel key rewritten as it is (conflicting with a
+// concurrent DeleteChannel) and on condition that the app key is
+// unchanged (conflicting with a concurrent DeleteApp).
+func (s *Store) PutOverride(ctx context.Context, o Override) error {
+	o.DeviceID = strings.ToLower(o.DeviceID)
+	for _, f := range [][2]string{{"app id", o.AppID}, {"device id", o.DeviceID}, {"channel name", o.Channel}} {
+		if err := validSegment(f[0], f[1]); err != nil {
+			return fmt.Errorf("put override: %w", err)
+		}
+	}
+	data, err := json.Marshal(o)
+	if err != nil {
+		return fmt.Errorf("put override: %w", err)
+	}
+	ck := chanKey(o.AppID, o.Channel)
+	err = s.guarded(ctx, func() (uint64, error) {
+		g, err := s.readGuard(ctx, o.AppID, 0)
+		if err != nil {
+			return 0, err
+		}
+		ce, err := s.last(ctx, ck)
+		if err != nil {
+			return 0, err
+		}
+		if !ce.live {
+			return 0, fmt.Errorf("channel %q: %w", o.Channel, ErrNotFound)
+		}
+		pin := s.assertOn(s.putMsg(ovrKey(o.AppID, o.DeviceID), data), appKey(o.AppID), g.seq)
+		return s.commit(ctx, []*nats.Msg{pin, expect(s.putMsg(ck, ce.data), ce.seq)})
+	})
+	if err != nil {
+		return fmt.Errorf("put override for device %q: %w", o.DeviceID, err)
+	}
+	return nil
+}
+
+// CreateBundle stores a new bundle version: it streams zip (nil when the
+// bundle has an ExternalURL or only a manifest) into the object store,
+// recording the SHA-256 and size of the stored bytes, then its metadata.
+// An empty Checksum of a plaintext bundle becomes that SHA-256. ErrExists
+// when the version is taken, ErrAppDeleted when the app was deleted
+// meanwhile; no object is left behind then. The metadata is written on
+// condition that the version key and the app key are as read.
+func (s *Store) CreateBundle(ctx context.Context, b Bundle, zip io.Reader) error {
+	if err := validBundle(b, zip != nil); err != nil {
+		return fmt.Errorf("create bundle: %w", err)
+	}
+	key := bundleKey(b.AppID, b.Version)
+	check := func() (lastEntry, error) {
+		be, err := s.last(ctx, key)
+		if err != nil {
+			return be, err
+		}
+		if be.live {
+			return be, fmt.Errorf("bundle %q of app %q: %w", b.Version, b.AppID, ErrExists)
+		}
+		return be, nil
+	}
+	if _, err := s.readGuard(ctx, b.AppID, 0); err != nil && !errors.Is(err, errConflict) {
+		return fmt.Errorf("create bundle %q: %w", b.Version, err)
+	}
+	if _, err := check(); err != nil {
+		return fmt.Errorf("create bundle %q: %w", b.Version, err)
+	}
+	b.Object, b.ObjectSHA256, b.Size = "", "", 0
+	if b.CreatedAt.IsZero() {
+		b.CreatedAt = now()
+	}
+	var cached *bundleTemp
+	if zip != nil {
+		// Tee the upload into the local cache so the first download on
+		// this front needs no fetch.
+		cached = s.bundleNewTemp()
+		name := objectName(b.AppID, b.Version)
+		info, err := s.obs.Put(ctx, jetstream.ObjectMeta{
+			Name:        name,
+			Description: b.AppID + " " + b.Version,
+		}, io.TeeReader(zip, cached))
+		if err != nil {
+			cached.discard()
+			return fmt.Errorf("store bundle %q zip: %w", b.Version, err)
+		}
+		b.Object, b.Size = name, int64(info.Size)
+		b.ObjectSHA256 = hex.EncodeToString(cached.h.Sum(nil))
+		if b.Checksum == "" {
+			b.Checksum = b.ObjectSHA256
+		}
+	}
+	data, err := json.Marshal(b)
+	if err != nil {
+		return fmt.Errorf("create bundle %q: %w", b.Version, err)
+	}
+	err = s.guarded(ctx, func() (uint64, error) {
+		be, err := check()
+		if err != nil {
+			return 0, err
+		}
+		g, err := s.readGuard(ctx, b.AppID, 0)
+		if err != nil {
+			return 0, err
+		}
+		return s.commit(ctx, []*nats.Msg{expect(s.putMsg(key, data), be.seq), g.bump(s, b.AppID)})
+	})
+	if err != nil {
+		if b.Object != "" {
+			s.deleteObject(context.WithoutCancel(ctx), b)
+		}
+		cached.discard()
+		return fmt.Errorf("create bundle %q of app %q: %w", b.Version, b.AppID, err)
+	}
+	if cached != nil {
+		_ = cached.keep(s.bundlePath(b.ObjectSHA256), b.ObjectSHA256, s.log)
+	}
+	return nil
+}
+
+// DeleteBundle removes a bundle version and its zip; ErrInUse while a
+// channel points at it (as Bundle or RolloutBundle).
+func (s *Store) DeleteBundle(ctx context.Context, app, version string) error {
+	if err := validSegment("app id", app); err != nil {
+		return fmt.Errorf("delete bundle: %w", err)
+	}
+	if err := validSegment("bundle version", version); err != nil {
+		return fmt.Errorf("delete bundle: %w", err)
+	}
+	key := bundleKey(app, version)
+	var b Bundle
+	err := s.guarded(ctx, func() (uint64, error) {
+		be, err := s.last(ctx, key)
+		if err != nil {
+			return 0, err
+		}
+		if !be.live {
+			return 0, fmt.Errorf("bundle %q: %w", version, ErrNotFound)
+		}
+		g, err := s.readGuard(ctx, app, be.seq)
+		if err != nil {
+			return 0, err
+		}
+		for _, c := range g.app.channels {
+			if c.Bundle == version || c.RolloutBundle == version {
+				return 0, fmt.Errorf("channel %q uses it: %w", c.Name, ErrInUse)
+			}
+		}
+		b = Bundle{}
+		if err := json.Unmarshal(be.data, &b); err != nil {
+			s.log.Warn("delete bundle: undecodable metadata", "app", app, "version", version, "err", err)
+		}
+		return s.commit(ctx, []*nats.Msg{expect(s.delMsg(key), be.seq), g.bump(s, app)})
+	})
+	if err != nil {
+		return fmt.Errorf("delete bundle %q of app %q: %w", version, app, err)
+	}
+	s.deleteObject(ctx, b)
+	s.bundleDropCached(b.ObjectSHA256)
+	return nil
+}
