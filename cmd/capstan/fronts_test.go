@@ -34,9 +34,9 @@ func TestTwoFronts(t *testing.T) {
 	natsAddr := freeAddr(t)
 	frontA, frontB := freeAddr(t), freeAddr(t)
 	startFront(t, "--listen", frontA, "--data-dir", t.TempDir(), "--nats-listen", natsAddr,
-		"--consume=false", "--admin-token", "two-fronts", "--log-level", "warn")
+		"--consume=false", "--admin-token", "two-fronts", "--log-level", "warn", "--metrics-listen", freeAddr(t))
 	startFront(t, "--listen", frontB, "--data-dir", t.TempDir(), "--nats-url", "nats://"+natsAddr,
-		"--consume=false", "--log-level", "warn")
+		"--consume=false", "--log-level", "warn", "--metrics-listen", freeAddr(t))
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

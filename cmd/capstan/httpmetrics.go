@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/capstan-io/capstan/internal/httpguard"
 )
 
 // httpMetrics instruments every route group of the front with the
@@ -12,6 +14,7 @@ import (
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	reg      prometheus.Registerer
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -25,6 +28,7 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Help:    "Time to answer HTTP requests, by handler.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"handler"}),
+		reg: reg,
 	}
 	reg.MustRegister(m.requests, m.duration)
 	return m
@@ -37,4 +41,22 @@ func (m *httpMetrics) wrap(handler string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return promhttp.InstrumentHandlerDuration(duration, promhttp.InstrumentHandlerCounter(counter, next))
 	}
+}
+
+// watchListener exports the open and refused connections of a guarded
+// listener as capstan_http_open_connections and
+// capstan_http_refused_connections_total, labelled by listener.
+func (m *httpMetrics) watchListener(name string, l *httpguard.Listener) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "capstan_http_open_connections",
+			Help:        "Connections the front holds open, by listener.",
+			ConstLabels: prometheus.Labels{"listener": name},
+		}, func() float64 { return float64(l.Open()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "capstan_http_refused_connections_total",
+			Help:        "Connections answered 503 server_busy because the listener held its most, by listener.",
+			ConstLabels: prometheus.Labels{"listener": name},
+		}, func() float64 { return float64(l.Rejected()) }),
+	)
 }

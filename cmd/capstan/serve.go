@@ -24,6 +24,7 @@ import (
 	"github.com/capstan-io/capstan/bus"
 	"github.com/capstan-io/capstan/consumer"
 	"github.com/capstan-io/capstan/ingest"
+	"github.com/capstan-io/capstan/internal/httpguard"
 	"github.com/capstan-io/capstan/schema"
 	"github.com/capstan-io/capstan/update"
 	"github.com/capstan-io/capstan/update/admin"
@@ -53,6 +54,16 @@ func runServe(ctx context.Context, args []string) error {
 	statsMaxBody := int64Flag(fs, "stats-max-body-bytes", "CAPSTAN_STATS_MAX_BODY_BYTES", ingest.DefaultMaxBodyBytes, "largest /stats body (413 above)")
 	replicas := intFlag(fs, "replicas", "CAPSTAN_REPLICAS", 1, "replicas of Capstan's JetStream buckets and streams (3 in a 3-node NATS cluster)")
 	maxUpload := int64Flag(fs, "max-upload-bytes", "CAPSTAN_MAX_UPLOAD_BYTES", admin.DefaultMaxUploadBytes, "largest bundle zip the admin API accepts")
+	metricsListen := stringFlag(fs, "metrics-listen", "CAPSTAN_METRICS_LISTEN", ":9091", "address serving /metrics, /healthz and /readyz, kept off the device port (empty = no /metrics; with --listen on port 0 and no value given, a free port)")
+	adminListen := stringFlag(fs, "admin-listen", "CAPSTAN_ADMIN_LISTEN", "", "separate address for the admin API, which then leaves the device port (empty = admin API on --listen)")
+	maxConns := intFlag(fs, "max-connections", "CAPSTAN_MAX_CONNECTIONS", 10000, "most connections the device port holds open; above it new ones get 503 server_busy at once (0 = no limit)")
+	adminMaxConns := intFlag(fs, "admin-max-connections", "CAPSTAN_ADMIN_MAX_CONNECTIONS", 256, "most connections the --admin-listen port holds open (0 = no limit)")
+	idleTimeout := durationFlag(fs, "idle-timeout", "CAPSTAN_IDLE_TIMEOUT", time.Minute, "how long an idle keep-alive connection is kept")
+	bodyTimeout := durationFlag(fs, "body-timeout", "CAPSTAN_BODY_TIMEOUT", 10*time.Second, "time allowed to send a request body once its headers arrived (device and other non-upload routes)")
+	writeTimeout := durationFlag(fs, "write-timeout", "CAPSTAN_WRITE_TIMEOUT", 30*time.Second, "time allowed to send an answer, after the body deadline (bundle downloads use --download-idle-timeout)")
+	downloadIdle := durationFlag(fs, "download-idle-timeout", "CAPSTAN_DOWNLOAD_IDLE_TIMEOUT", 30*time.Second, "bundle downloads: longest time each 64 KiB may take to leave; the deadline moves on as bytes flow")
+	uploadTimeout := durationFlag(fs, "upload-timeout", "CAPSTAN_UPLOAD_TIMEOUT", time.Minute, "admin API: time allowed for a request body, plus its size at --upload-min-rate")
+	uploadMinRate := int64Flag(fs, "upload-min-rate", "CAPSTAN_UPLOAD_MIN_RATE", 64<<10, "admin API: slowest upload accepted, in bytes per second (lengthens --upload-timeout by size/rate)")
 	debugListen := stringFlag(fs, "debug-listen", "CAPSTAN_DEBUG_LISTEN", "", "address serving Go's /debug/pprof (keep it private, e.g. 127.0.0.1:6060); empty = off")
 	logFormat := stringFlag(fs, "log-format", "CAPSTAN_LOG_FORMAT", "text", "log format: text or json")
 	logLevel := stringFlag(fs, "log-level", "CAPSTAN_LOG_LEVEL", "info", "log level: debug, info, warn or error")
@@ -120,9 +131,24 @@ func runServe(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(filepath.Join(*dataDir, "uploads"), 0o700); err != nil {
 		return fmt.Errorf("create upload dir: %w", err)
 	}
-	ln, err := net.Listen("tcp", *listen)
+	g := guardConfig{
+		device:   httpguard.Policy{Read: *bodyTimeout, Write: *writeTimeout},
+		download: httpguard.Policy{Read: *bodyTimeout, WriteIdle: *downloadIdle},
+		admin:    httpguard.Policy{Read: *uploadTimeout, MinRate: *uploadMinRate, MaxBody: *maxUpload, Write: *writeTimeout},
+	}
+	if err := g.validate(*maxConns, *adminMaxConns, *idleTimeout, *uploadMinRate); err != nil {
+		return err
+	}
+	if *metricsListen != "" && !flagOrEnvSet(fs, "metrics-listen", "CAPSTAN_METRICS_LISTEN") && listensOnFreePort(*listen) {
+		// Tests and throwaway servers ask for a free device port; a fixed
+		// metrics port would make two of them collide.
+		host, _, _ := net.SplitHostPort(*listen)
+		*metricsListen = net.JoinHostPort(host, "0")
+	}
+
+	ln, err := listenGuarded("listen", *listen, *maxConns)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", *listen, err)
+		return err
 	}
 	defer ln.Close()
 	if *publicURL == "" {
@@ -132,25 +158,11 @@ func runServe(ctx context.Context, args []string) error {
 
 	var draining atomic.Bool
 	httpm := newHTTPMetrics(reg)
-	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
-	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "no such endpoint"})
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method_not_allowed", "message": req.Method + " is not allowed here"})
-	})
-	r.Group(func(r chi.Router) {
-		r.Use(httpm.wrap("updates"))
-		update.NewHandler(update.Config{Snapshot: store.Snapshot, PublicURL: *publicURL, Metrics: update.NewMetrics(reg), Logger: log, Choices: store}).Routes(r)
-	})
-	r.With(httpm.wrap("bundles")).Handle("/bundles/{app}/{file}", update.BundleHandler(store, log))
-	r.With(httpm.wrap("stats")).Handle("/stats", ingest.New(ingest.Config{JetStream: b.JetStream, Snapshot: store.Snapshot, MaxEvents: *statsMaxEvents, MaxBodyBytes: *statsMaxBody, Registerer: reg, Logger: log}))
-	r.With(httpm.wrap("admin")).Mount("/api/v1", admin.New(admin.Config{Store: store, AdminToken: *adminToken, MaxUploadBytes: *maxUpload, TempDir: filepath.Join(*dataDir, "uploads"), Logger: log}).Handler())
-	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+	httpm.watchListener("device", ln)
+	health := func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	r.Get("/readyz", func(w http.ResponseWriter, req *http.Request) {
+	}
+	ready := func(w http.ResponseWriter, req *http.Request) {
 		if draining.Load() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "draining", "message": "shutting down"})
 			return
@@ -162,14 +174,70 @@ func runServe(ctx context.Context, args []string) error {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	}
+	adminAPI := admin.New(admin.Config{Store: store, AdminToken: *adminToken, MaxUploadBytes: *maxUpload, TempDir: filepath.Join(*dataDir, "uploads"), Logger: log}).Handler()
 
-	srv := &http.Server{
-		Handler:           r,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	r := newRouter(g.byPath(*adminListen == ""))
+	r.Group(func(r chi.Router) {
+		r.Use(httpm.wrap("updates"))
+		update.NewHandler(update.Config{Snapshot: store.Snapshot, PublicURL: *publicURL, Metrics: update.NewMetrics(reg), Logger: log, Choices: store}).Routes(r)
+	})
+	r.With(httpm.wrap("bundles")).Handle("/bundles/{app}/{file}", update.BundleHandler(store, log))
+	r.With(httpm.wrap("stats")).Handle("/stats", ingest.New(ingest.Config{JetStream: b.JetStream, Snapshot: store.Snapshot, MaxEvents: *statsMaxEvents, MaxBodyBytes: *statsMaxBody, Registerer: reg, Logger: log}))
+	if *adminListen == "" {
+		r.With(httpm.wrap("admin")).Mount("/api/v1", adminAPI)
+	}
+	r.Get("/healthz", health)
+	r.Get("/readyz", ready)
+
+	var servers []*http.Server
+	newServer := func(h http.Handler) *http.Server {
+		srv := &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       *idleTimeout,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		servers = append(servers, srv)
+		return srv
+	}
+	served := make(chan error, 3)
+	serve := func(srv *http.Server, l net.Listener, what string) {
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				served <- fmt.Errorf("%s http server: %w", what, err)
+			}
+		}()
+	}
+
+	var adminAddr, metricsAddr string
+	if *adminListen != "" {
+		aln, err := listenGuarded("admin listen", *adminListen, *adminMaxConns)
+		if err != nil {
+			return err
+		}
+		defer aln.Close()
+		httpm.watchListener("admin", aln)
+		ar := newRouter(g.admin.Handler)
+		ar.With(httpm.wrap("admin")).Mount("/api/v1", adminAPI)
+		ar.Get("/healthz", health)
+		serve(newServer(ar), aln, "admin")
+		adminAddr = aln.Addr().String()
+	}
+	if *metricsListen != "" {
+		mln, err := listenGuarded("metrics listen", *metricsListen, opsMaxConns)
+		if err != nil {
+			return err
+		}
+		defer mln.Close()
+		httpm.watchListener("metrics", mln)
+		mr := newRouter(g.device.Handler)
+		mr.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mr.Get("/healthz", health)
+		mr.Get("/readyz", ready)
+		serve(newServer(mr), mln, "metrics")
+		metricsAddr = mln.Addr().String()
+		log.Info("serving metrics", "metrics", metricsAddr)
 	}
 	if *debugListen != "" {
 		dln, err := net.Listen("tcp", *debugListen)
@@ -179,27 +247,31 @@ func runServe(ctx context.Context, args []string) error {
 		dsrv := &http.Server{Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = dsrv.Serve(dln) }()
 		defer dsrv.Close()
-		log.Info("serving pprof", "addr", dln.Addr().String())
+		log.Info("serving pprof", "debug", dln.Addr().String())
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	srv := newServer(r)
+	serve(srv, ln, "device")
 	log.Info("capstan serving", "addr", ln.Addr().String(), "public_url", *publicURL,
+		"admin", orSame(adminAddr), "metrics", orNone(metricsAddr),
 		"nats", natsDescription(*natsURL, b), "consume", *consume, "apps", len(store.Snapshot().Apps()))
 
 	select {
 	case err := <-served:
-		return fmt.Errorf("http server: %w", err)
+		return err
 	case <-ctx.Done():
 	}
 
 	// Ordered drain: stop looking ready, finish in-flight requests (each
 	// stats request waits for its JetStream acks), then flush the consumer.
+	// The metrics server goes last so the drain can still be scraped.
 	log.Info("shutting down")
 	draining.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("http shutdown", "err", err)
+	for i := len(servers) - 1; i >= 0; i-- {
+		if err := servers[i].Shutdown(sctx); err != nil {
+			log.Warn("http shutdown", "err", err)
+		}
 	}
 	stopConsume()
 	if runner != nil {
@@ -209,6 +281,104 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// opsMaxConns bounds the connections of the metrics port: Prometheus and
+// probes need a handful.
+const opsMaxConns = 64
+
+// guardConfig holds the request deadlines of each kind of route.
+type guardConfig struct {
+	device, download, admin httpguard.Policy
+}
+
+func (g guardConfig) validate(maxConns, adminMaxConns int, idle time.Duration, minRate int64) error {
+	for name, d := range map[string]time.Duration{
+		"--body-timeout": g.device.Read, "--write-timeout": g.device.Write, "--download-idle-timeout": g.download.WriteIdle,
+		"--upload-timeout": g.admin.Read, "--idle-timeout": idle,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("%s must be positive, got %s", name, d)
+		}
+	}
+	if maxConns < 0 || adminMaxConns < 0 {
+		return fmt.Errorf("--max-connections and --admin-max-connections must be 0 (no limit) or more, got %d and %d", maxConns, adminMaxConns)
+	}
+	if minRate <= 0 {
+		return fmt.Errorf("--upload-min-rate must be positive, got %d", minRate)
+	}
+	return nil
+}
+
+// byPath picks the deadlines of a request on the device port from its
+// path: bundle downloads, admin calls (when the admin API shares the
+// port), everything else including unknown paths.
+func (g guardConfig) byPath(withAdmin bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		device, download, adm := g.device.Handler(next), g.download.Handler(next), g.admin.Handler(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch p := r.URL.Path; {
+			case strings.HasPrefix(p, "/bundles/"):
+				download.ServeHTTP(w, r)
+			case withAdmin && (p == "/api/v1" || strings.HasPrefix(p, "/api/v1/")):
+				adm.ServeHTTP(w, r)
+			default:
+				device.ServeHTTP(w, r)
+			}
+		})
+	}
+}
+
+// newRouter is a router with the front's deadlines, panic recovery and
+// JSON answers for unknown paths and methods.
+func newRouter(deadlines func(http.Handler) http.Handler) *chi.Mux {
+	r := chi.NewRouter()
+	r.Use(deadlines, middleware.Recoverer)
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "no such endpoint"})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method_not_allowed", "message": req.Method + " is not allowed here"})
+	})
+	return r
+}
+
+// listenGuarded listens on addr and holds at most max connections there.
+func listenGuarded(what, addr string, max int) (*httpguard.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, addr, err)
+	}
+	return httpguard.NewListener(ln, max, 2*time.Second), nil
+}
+
+// flagOrEnvSet reports whether a flag was given on the command line or
+// through its environment variable.
+func flagOrEnvSet(fs *flag.FlagSet, name, env string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	_, inEnv := os.LookupEnv(env)
+	return set || inEnv
+}
+
+// listensOnFreePort reports whether addr asks the kernel for a free port.
+func listensOnFreePort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port == "0"
+}
+
+func orSame(addr string) string {
+	if addr == "" {
+		return "device port"
+	}
+	return addr
+}
+
+func orNone(addr string) string {
+	if addr == "" {
+		return "off"
+	}
+	return addr
 }
 
 func natsDescription(url string, b *bus.Bus) string {
