@@ -177,7 +177,7 @@ func (s *Store) applyChoice(b *Builder, pk parsedKey, del bool, value []byte) er
 		return nil
 	}
 	var c Choice
-	if err := json.Unmarshal(value, &c); err != nil {
+	if err := decodeValue(value, &c); err != nil {
 		return err
 	}
 	if c.Channel == "" {

@@ -20,6 +20,10 @@ type appState struct {
 	// sorted by name; rebuilt whenever channels change
 	channelList []*Channel
 	bundles     map[string]*Bundle
+	// hidden marks an app whose own entry is invalid: it is unknown to
+	// readers, as if deleted, while its channels and bundles are kept for
+	// when a good value comes back.
+	hidden bool
 }
 
 // uuid is a device id in canonical lowercase UUID form, as its 16 bytes.
@@ -63,7 +67,7 @@ func Empty() *Snapshot {
 // App returns the app with this id.
 func (s *Snapshot) App(id string) (App, bool) {
 	a, ok := s.apps[id]
-	if !ok {
+	if !ok || a.hidden {
 		return App{}, false
 	}
 	return a.app, true
@@ -73,7 +77,9 @@ func (s *Snapshot) App(id string) (App, bool) {
 func (s *Snapshot) Apps() []App {
 	out := make([]App, 0, len(s.apps))
 	for _, a := range s.apps {
-		out = append(out, a.app)
+		if !a.hidden {
+			out = append(out, a.app)
+		}
 	}
 	slices.SortFunc(out, func(a, b App) int { return strings.Compare(a.ID, b.ID) })
 	return out
@@ -82,7 +88,7 @@ func (s *Snapshot) Apps() []App {
 // Channel returns a channel of an app; the pointer must not be modified.
 func (s *Snapshot) Channel(appID, name string) (*Channel, bool) {
 	a, ok := s.apps[appID]
-	if !ok {
+	if !ok || a.hidden {
 		return nil, false
 	}
 	c, ok := a.channels[name]
@@ -91,7 +97,7 @@ func (s *Snapshot) Channel(appID, name string) (*Channel, bool) {
 
 // Channels returns an app's channels sorted by name; do not modify them.
 func (s *Snapshot) Channels(appID string) []*Channel {
-	if a, ok := s.apps[appID]; ok {
+	if a, ok := s.apps[appID]; ok && !a.hidden {
 		return a.channelList
 	}
 	return nil
@@ -100,7 +106,7 @@ func (s *Snapshot) Channels(appID string) []*Channel {
 // Bundle returns a bundle of an app; the pointer must not be modified.
 func (s *Snapshot) Bundle(appID, version string) (*Bundle, bool) {
 	a, ok := s.apps[appID]
-	if !ok {
+	if !ok || a.hidden {
 		return nil, false
 	}
 	b, ok := a.bundles[version]
@@ -110,7 +116,7 @@ func (s *Snapshot) Bundle(appID, version string) (*Bundle, bool) {
 // Bundles returns an app's bundles in no particular order.
 func (s *Snapshot) Bundles(appID string) []*Bundle {
 	a, ok := s.apps[appID]
-	if !ok {
+	if !ok || a.hidden {
 		return nil
 	}
 	out := make([]*Bundle, 0, len(a.bundles))
@@ -302,7 +308,7 @@ func (b *Builder) app(id string, create bool) *appState {
 		return a
 	}
 	if !b.ownApps[id] {
-		c := &appState{app: a.app, channels: make(map[string]*Channel, len(a.channels)), bundles: make(map[string]*Bundle, len(a.bundles)), channelList: a.channelList}
+		c := &appState{app: a.app, channels: make(map[string]*Channel, len(a.channels)), bundles: make(map[string]*Bundle, len(a.bundles)), channelList: a.channelList, hidden: a.hidden}
 		for k, v := range a.channels {
 			c.channels[k] = v
 		}
@@ -317,7 +323,20 @@ func (b *Builder) app(id string, create bool) *appState {
 }
 
 // PutApp adds or replaces an app.
-func (b *Builder) PutApp(a App) { b.app(a.ID, true).app = a }
+func (b *Builder) PutApp(a App) {
+	st := b.app(a.ID, true)
+	st.app, st.hidden = a, false
+}
+
+// hideApp makes an app unknown to readers, as a delete would, but keeps
+// its channels and bundles so that a later PutApp restores them: the
+// result does not depend on the order entries arrive in. The app's key
+// does exist: code telling orphaned children from live apps must count a
+// hidden app as existing, or it would delete data over one bad value.
+func (b *Builder) hideApp(id string) {
+	st := b.app(id, true)
+	st.app, st.hidden = App{ID: id}, true
+}
 
 // DeleteApp removes an app with its channels and bundles; its overrides
 // stay until deleted themselves (the store deletes them too).

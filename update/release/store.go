@@ -93,6 +93,8 @@ type Store struct {
 
 	updates   prometheus.Counter
 	overrides prometheus.Gauge
+	// inv tracks bucket entries whose value cannot be decoded.
+	inv invalidKeys
 
 	fetchMu  sync.Mutex
 	fetching map[string]*bundleFetch
@@ -171,6 +173,7 @@ func (s *Store) registerMetrics(reg prometheus.Registerer) {
 		Name: "capstan_release_overrides",
 		Help: "Device overrides in the current release snapshot.",
 	})
+	s.inv.init(reg, s.log)
 	if reg == nil {
 		return
 	}

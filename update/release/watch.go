@@ -2,7 +2,6 @@ package release
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -82,6 +81,7 @@ func (s *Store) watchOnce(ctx context.Context) (loaded bool, err error) {
 
 	start := time.Now()
 	b := NewBuilder(nil)
+	s.inv.reset()
 	var rev uint64
 	n := 0
 initial:
@@ -103,6 +103,7 @@ initial:
 			n++
 		}
 	}
+	s.inv.publish()
 	s.publish(b.Build(), rev)
 	if n >= bigLoad {
 		// The load's garbage (every entry it decoded) is several times the
@@ -172,6 +173,7 @@ initial:
 			}
 		}
 		idle.Stop()
+		s.inv.publish()
 		s.publish(b.Build(), rev)
 		lastBuild = time.Since(t0)
 		if closed {
@@ -180,8 +182,11 @@ initial:
 	}
 }
 
-// apply folds one KV entry into b. Entries it cannot decode are logged
-// and skipped so one bad value never stalls the mirror.
+// apply folds one KV entry into b. A value it cannot use is applied as
+// a delete of its key and remembered as invalid until a good value or a
+// real delete replaces it, so one bad value never stalls the mirror and
+// every front, running or restarted, ends with the same snapshot whatever
+// order it saw the entries in.
 func (s *Store) apply(b *Builder, e jetstream.KeyValueEntry) {
 	if strings.HasPrefix(e.Key(), ovrKeyPrefix) {
 		s.applyOverride(b, e)
@@ -189,69 +194,83 @@ func (s *Store) apply(b *Builder, e jetstream.KeyValueEntry) {
 	}
 	pk, err := parseKey(e.Key())
 	if err != nil {
+		// Not a key of this schema (possibly a newer one): nothing in the
+		// snapshot depends on it.
 		s.log.Warn("release bucket: skipping unknown key", "key", e.Key(), "err", err)
 		return
 	}
 	del := e.Operation() != jetstream.KeyValuePut
-	bad := func(err error) {
-		s.log.Warn("release bucket: skipping undecodable value", "key", e.Key(), "revision", e.Revision(), "err", err)
+	if pk.kind == kindChanSeq {
+		// Bookkeeping for channel ids; not part of the snapshot.
+		return
 	}
+	if err := s.applyKind(b, pk, del, e.Value()); err != nil {
+		s.inv.mark(e.Key(), e.Revision(), err)
+		if pk.kind == kindApp {
+			// Unknown to readers as after a delete, but its channels and
+			// bundles stay for a good value to bring back: hiding does not
+			// depend on whether they arrive before or after this entry.
+			b.hideApp(pk.segs[0])
+		} else {
+			_ = s.applyKind(b, pk, true, nil)
+		}
+		return
+	}
+	s.inv.clear(e.Key())
+}
+
+// applyKind applies a put (decoding value) or a delete of one parsed key;
+// an error leaves b unchanged.
+func (s *Store) applyKind(b *Builder, pk parsedKey, del bool, value []byte) error {
 	switch pk.kind {
 	case kindApp:
 		if del {
 			b.DeleteApp(pk.segs[0])
-			return
+			return nil
 		}
 		var a App
-		if err := json.Unmarshal(e.Value(), &a); err != nil {
-			bad(err)
-			return
+		if err := decodeValue(value, &a); err != nil {
+			return err
 		}
 		a.ID = pk.segs[0]
 		b.PutApp(a)
 	case kindChannel:
 		if del {
 			b.DeleteChannel(pk.segs[0], pk.segs[1])
-			return
+			return nil
 		}
 		var c Channel
-		if err := json.Unmarshal(e.Value(), &c); err != nil {
-			bad(err)
-			return
+		if err := decodeValue(value, &c); err != nil {
+			return err
 		}
 		c.AppID, c.Name = pk.segs[0], pk.segs[1]
 		b.PutChannel(c)
 	case kindBundle:
 		if del {
 			b.DeleteBundle(pk.segs[0], pk.segs[1])
-			return
+			return nil
 		}
 		var bu Bundle
-		if err := json.Unmarshal(e.Value(), &bu); err != nil {
-			bad(err)
-			return
+		if err := decodeValue(value, &bu); err != nil {
+			return err
 		}
 		bu.AppID, bu.Version = pk.segs[0], pk.segs[1]
 		b.PutBundle(bu)
 	case kindToken:
 		if del {
 			b.DeleteToken(pk.segs[0])
-			return
+			return nil
 		}
 		var t Token
-		if err := json.Unmarshal(e.Value(), &t); err != nil {
-			bad(err)
-			return
+		if err := decodeValue(value, &t); err != nil {
+			return err
 		}
 		t.Hash = pk.segs[0]
 		b.PutToken(t)
 	case kindChoice:
-		if err := s.applyChoice(b, pk, del, e.Value()); err != nil {
-			bad(err)
-		}
-	case kindChanSeq:
-		// Bookkeeping for channel ids; not part of the snapshot.
+		return s.applyChoice(b, pk, del, value)
 	}
+	return nil
 }
 
 // applyOverride is apply for override keys, the bulk of a large bucket:
@@ -266,18 +285,32 @@ func (s *Store) applyOverride(b *Builder, e jetstream.KeyValueEntry) {
 	}
 	app := b.internBytes(appB)
 	u, isUUID := parseUUID(devB)
-	if e.Operation() != jetstream.KeyValuePut {
+	del := func() {
 		if isUUID {
 			b.deleteOverrideUUID(app, u)
 		} else {
 			b.DeleteOverride(app, string(devB))
 		}
+	}
+	if e.Operation() != jetstream.KeyValuePut {
+		del()
+		if len(s.inv.cur) > 0 {
+			s.inv.clear(e.Key())
+		}
 		return
 	}
 	var v Override
-	if err := json.Unmarshal(e.Value(), &v); err != nil {
-		s.log.Warn("release bucket: skipping undecodable value", "key", e.Key(), "revision", e.Revision(), "err", err)
+	err = decodeValue(e.Value(), &v)
+	if err == nil && v.Channel == "" {
+		err = errors.New("override without a channel")
+	}
+	if err != nil {
+		s.inv.mark(e.Key(), e.Revision(), err)
+		del()
 		return
+	}
+	if len(s.inv.cur) > 0 {
+		s.inv.clear(e.Key())
 	}
 	if isUUID {
 		b.putOverrideUUID(app, u, v.Channel)
