@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -26,6 +25,9 @@ type Store interface {
 	CreateApp(ctx context.Context, a release.App) error
 	DeleteApp(ctx context.Context, id string) error
 	PutChannel(ctx context.Context, c release.Channel) error
+	// UpdateChannel writes fn's change of the channel as the bucket has it
+	// (nil: new), re-running fn when another write got in first.
+	UpdateChannel(ctx context.Context, app, name string, fn func(cur *release.Channel) (release.Channel, error)) (release.Channel, bool, error)
 	DeleteChannel(ctx context.Context, app, name string) error
 	// CreateBundle stores b and its zip (nil when b.ExternalURL is set).
 	CreateBundle(ctx context.Context, b release.Bundle, zip io.Reader) error
@@ -64,10 +66,7 @@ type API struct {
 	limits    bundlezip.Limits
 	tempDir   string
 	log       *slog.Logger
-	// writeMu serialises check-then-write sequences (public channel
-	// conflicts, references to bundles and channels) within this process.
-	writeMu sync.Mutex
-	now     func() time.Time
+	now       func() time.Time
 }
 
 // New builds the API from cfg.

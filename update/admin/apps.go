@@ -26,6 +26,9 @@ func (a *API) createApp(w http.ResponseWriter, r *http.Request) error {
 	}
 	app := release.App{ID: req.ID, Name: req.Name, CreatedAt: a.now()}
 	if err := a.store.CreateApp(r.Context(), app); err != nil {
+		if errors.Is(err, release.ErrConcurrent) {
+			return storeConflict(err)
+		}
 		if errors.Is(err, errStoreExists) {
 			return conflict("app_exists", fmt.Sprintf("app %q already exists", req.ID))
 		}
@@ -70,6 +73,9 @@ func (a *API) deleteApp(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := a.store.DeleteApp(r.Context(), app.ID); err != nil {
+		if errors.Is(err, release.ErrConcurrent) {
+			return storeConflict(err)
+		}
 		if errors.Is(err, errStoreNotFound) {
 			return appNotFound(app.ID)
 		}

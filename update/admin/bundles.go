@@ -55,22 +55,16 @@ func (a *API) getBundle(w http.ResponseWriter, r *http.Request) error {
 // deleteBundle refuses while a channel points at the bundle (as its
 // bundle or rollout bundle): devices would get no_bundle.
 func (a *API) deleteBundle(w http.ResponseWriter, r *http.Request) error {
-	a.writeMu.Lock()
-	defer a.writeMu.Unlock()
-	snap, app, err := a.appOf(r)
+	_, app, err := a.appOf(r)
 	if err != nil {
 		return err
 	}
 	v := chi.URLParam(r, "version")
-	if _, ok := snap.Bundle(app.ID, v); !ok {
-		return bundleNotFound(app.ID, v)
-	}
-	for _, c := range snap.Channels(app.ID) {
-		if c.Bundle == v || c.RolloutBundle == v {
-			return conflict("bundle_in_use", fmt.Sprintf("channel %q points at bundle %q; point it elsewhere first", c.Name, v))
-		}
-	}
+	// The store checks the channels and deletes in one conditional write.
 	if err := a.store.DeleteBundle(r.Context(), app.ID, v); err != nil {
+		if ce := storeConflict(err); ce != nil {
+			return ce
+		}
 		switch {
 		case errors.Is(err, errStoreInUse):
 			return conflict("bundle_in_use", fmt.Sprintf("bundle %q is in use: %v", v, err))
@@ -158,6 +152,9 @@ func (a *API) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 		zipBody = u.file
 	}
 	if err := a.store.CreateBundle(r.Context(), b, zipBody); err != nil {
+		if ce := storeConflict(err); ce != nil {
+			return ce
+		}
 		switch {
 		case errors.Is(err, errStoreExists):
 			return a.bundleExists(app.ID, m.Version)

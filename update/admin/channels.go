@@ -51,47 +51,40 @@ func (a *API) putChannel(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &p, true); err != nil {
 		return err
 	}
-	a.writeMu.Lock()
-	defer a.writeMu.Unlock()
-	snap, app, err := a.appOf(r)
+	_, app, err := a.appOf(r)
 	if err != nil {
 		return err
 	}
-	c := release.NewChannel(app.ID, name)
-	old, exists := snap.Channel(app.ID, name)
-	if exists {
-		c = *old
-	}
-	c, err = applyPatch(c, p)
+	// The patch is applied inside the store's write, to the channel as the
+	// bucket has it, so a change another front made a moment ago is kept.
+	c, created, err := a.store.UpdateChannel(r.Context(), app.ID, name, func(cur *release.Channel) (release.Channel, error) {
+		c := release.NewChannel(app.ID, name)
+		if cur != nil {
+			c = *cur
+		}
+		return applyPatch(c, p)
+	})
 	if err != nil {
-		return err
-	}
-	for field, v := range map[string]string{"bundle": c.Bundle, "rollout_bundle": c.RolloutBundle} {
-		if v == "" {
-			continue
+		if ce := storeConflict(err); ce != nil {
+			return ce
 		}
-		if _, ok := snap.Bundle(app.ID, v); !ok {
-			return notFound("bundle_not_found", fmt.Sprintf("%s %q: app %q has no such bundle", field, v, app.ID))
+		if errors.Is(err, release.ErrBundleNotFound) {
+			return notFound("bundle_not_found", err.Error())
 		}
-	}
-	if other, platform, ok := publicConflict(c, snap.Channels(app.ID)); ok {
-		return conflict("public_channel_conflict", fmt.Sprintf("channel %q is already public for %s; make it private (or disable %s on one of them) first, so each device has one default channel", other, platform, platform))
-	}
-	if err := a.store.PutChannel(r.Context(), c); err != nil {
 		if errors.Is(err, errStoreNotFound) {
-			return notFound("not_found", fmt.Sprintf("put channel %q: %v", name, err))
+			return appNotFound(app.ID)
 		}
 		if errors.Is(err, errStoreInvalid) {
 			return badRequest("invalid_channel", err.Error())
 		}
 		return fmt.Errorf("put channel: %w", err)
 	}
-	if got, ok := a.store.Snapshot().Channel(app.ID, name); ok {
+	if got, ok := a.store.Snapshot().Channel(app.ID, name); ok && got.UpdatedAt.Equal(c.UpdatedAt) {
 		c = *got
 	}
 	a.log.Info("channel set", "app", app.ID, "channel", name, "bundle", c.Bundle, "rollout_bundle", c.RolloutBundle, "rollout_percent", c.RolloutPercent)
 	status := http.StatusOK
-	if !exists {
+	if created {
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, c)
@@ -102,27 +95,16 @@ func (a *API) putChannel(w http.ResponseWriter, r *http.Request) error {
 // would silently lose their channel (no_channel) instead of being moved
 // on purpose.
 func (a *API) deleteChannel(w http.ResponseWriter, r *http.Request) error {
-	a.writeMu.Lock()
-	defer a.writeMu.Unlock()
-	snap, app, err := a.appOf(r)
+	_, app, err := a.appOf(r)
 	if err != nil {
 		return err
 	}
 	name := chi.URLParam(r, "name")
-	if _, ok := snap.Channel(app.ID, name); !ok {
-		return channelNotFound(app.ID, name)
-	}
-	pinned := 0
-	snap.Overrides(app.ID, func(o release.Override) bool {
-		if o.Channel == name {
-			pinned++
-		}
-		return true
-	})
-	if pinned > 0 {
-		return conflict("channel_in_use", fmt.Sprintf("%d device(s) are pinned to channel %q; unpin them (capstan device unset-channel) first", pinned, name))
-	}
+	// The store counts the pins and deletes in one conditional write.
 	if err := a.store.DeleteChannel(r.Context(), app.ID, name); err != nil {
+		if ce := storeConflict(err); ce != nil {
+			return ce
+		}
 		if errors.Is(err, errStoreNotFound) {
 			return channelNotFound(app.ID, name)
 		}

@@ -64,19 +64,20 @@ func (a *API) setDeviceChannel(w http.ResponseWriter, r *http.Request) error {
 	if err := validChannelName(req.Channel); err != nil {
 		return err
 	}
-	a.writeMu.Lock()
-	defer a.writeMu.Unlock()
-	snap, app, dev, err := a.deviceOf(r)
+	_, app, dev, err := a.deviceOf(r)
 	if err != nil {
 		return err
 	}
-	if _, ok := snap.Channel(app.ID, req.Channel); !ok {
-		return channelNotFound(app.ID, req.Channel)
-	}
 	o := release.Override{AppID: app.ID, DeviceID: dev, Channel: req.Channel}
 	if err := a.store.PutOverride(r.Context(), o); err != nil {
+		if ce := storeConflict(err); ce != nil {
+			return ce
+		}
+		if errors.Is(err, release.ErrChannelNotFound) {
+			return channelNotFound(app.ID, req.Channel)
+		}
 		if errors.Is(err, errStoreNotFound) {
-			return notFound("channel_not_found", err.Error())
+			return appNotFound(app.ID)
 		}
 		if errors.Is(err, errStoreInvalid) {
 			return badRequest("invalid_override", err.Error())

@@ -91,44 +91,84 @@ func (s *Store) DeleteApp(ctx context.Context, id string) error {
 
 // PutChannel creates or replaces a channel. A zero ID keeps the existing
 // channel's id, or assigns the app's next free one. The app and the
-// bundles it points at must exist (ErrNotFound); a public channel must
-// not share a platform with another public one (ErrPublicConflict).
+// bundles it points at must exist (ErrNotFound, ErrBundleNotFound); a
+// public channel must not share a platform with another public one
+// (ErrPublicConflict).
 func (s *Store) PutChannel(ctx context.Context, c Channel) error {
 	if err := validChannel(c); err != nil {
 		return fmt.Errorf("put channel: %w", err)
 	}
-	if c.DisableAutoUpdate == "" {
-		c.DisableAutoUpdate = PolicyNone
+	_, _, err := s.UpdateChannel(ctx, c.AppID, c.Name, func(*Channel) (Channel, error) { return c, nil })
+	return err
+}
+
+// UpdateChannel writes fn's change of a channel: fn gets the channel as
+// it is in the bucket (nil when it does not exist yet) and returns the
+// channel to write, which must pass PutChannel's checks. fn runs again on
+// the newer channel whenever another write got in first, so a partial
+// update never overwrites a concurrent one. It returns the channel as
+// written and whether it was created.
+func (s *Store) UpdateChannel(ctx context.Context, app, name string, fn func(cur *Channel) (Channel, error)) (Channel, bool, error) {
+	if err := validSegment("app id", app); err != nil {
+		return Channel{}, false, fmt.Errorf("put channel: %w", err)
 	}
-	key := chanKey(c.AppID, c.Name)
-	wantID, newID := c.ID, int64(0)
+	if err := validSegment("channel name", name); err != nil {
+		return Channel{}, false, fmt.Errorf("put channel: %w", err)
+	}
+	key := chanKey(app, name)
+	var c Channel
+	var created bool
+	newID := int64(0)
 	err := s.guarded(ctx, func() (uint64, error) {
 		ce, err := s.last(ctx, key)
 		if err != nil {
 			return 0, err
 		}
-		g, err := s.readGuard(ctx, c.AppID, ce.seq)
+		g, err := s.readGuard(ctx, app, ce.seq)
 		if err != nil {
 			return 0, err
 		}
+		var cur *Channel
+		if ce.live {
+			var old Channel
+			if err := json.Unmarshal(ce.data, &old); err == nil {
+				old.AppID, old.Name = app, name
+				cur = &old
+			}
+		}
+		if c, err = fn(cur); err != nil {
+			return 0, err
+		}
+		c.AppID, c.Name = app, name
+		created = !ce.live
+		if err := validChannel(c); err != nil {
+			return 0, err
+		}
+		if c.DisableAutoUpdate == "" {
+			c.DisableAutoUpdate = PolicyNone
+		}
 		for _, v := range []string{c.Bundle, c.RolloutBundle} {
-			if _, ok := g.app.bundles[v]; v != "" && !ok {
-				return 0, fmt.Errorf("bundle %q of app %q: %w", v, c.AppID, ErrNotFound)
+			if _, ok := g.app.bundles[v]; v == "" || ok {
+				continue
+			}
+			// Not in the snapshot; the bucket may still hold it (with a
+			// value this front cannot read). Creating and deleting bundles
+			// rewrite the app key, so this read is as safe as the snapshot.
+			if be, err := s.last(ctx, bundleKey(app, v)); err != nil {
+				return 0, err
+			} else if !be.live {
+				return 0, fmt.Errorf("%q of app %q: %w", v, app, ErrBundleNotFound)
 			}
 		}
 		if other, p, ok := publicClash(c, g.app.channels); ok {
 			return 0, fmt.Errorf("channel %q is already public for %s: %w", other, p, ErrPublicConflict)
 		}
-		c.ID = wantID
-		if c.ID == 0 && ce.live {
-			var old Channel
-			if json.Unmarshal(ce.data, &old) == nil {
-				c.ID = old.ID
-			}
+		if c.ID == 0 && cur != nil {
+			c.ID = cur.ID
 		}
 		if c.ID == 0 {
 			if newID == 0 {
-				if newID, err = s.nextChannelID(ctx, c.AppID); err != nil {
+				if newID, err = s.nextChannelID(ctx, app); err != nil {
 					return 0, err
 				}
 			}
@@ -139,12 +179,12 @@ func (s *Store) PutChannel(ctx context.Context, c Channel) error {
 		if err != nil {
 			return 0, err
 		}
-		return s.commit(ctx, []*nats.Msg{expect(s.putMsg(key, data), ce.seq), g.bump(s, c.AppID)})
+		return s.commit(ctx, []*nats.Msg{expect(s.putMsg(key, data), ce.seq), g.bump(s, app)})
 	})
 	if err != nil {
-		return fmt.Errorf("put channel %q: %w", c.Name, err)
+		return Channel{}, false, fmt.Errorf("put channel %q: %w", name, err)
 	}
-	return nil
+	return c, created, nil
 }
 
 // publicClash finds another public channel sharing a platform with c.
@@ -240,7 +280,7 @@ func (s *Store) PutOverride(ctx context.Context, o Override) error {
 			return 0, err
 		}
 		if !ce.live {
-			return 0, fmt.Errorf("channel %q: %w", o.Channel, ErrNotFound)
+			return 0, fmt.Errorf("%q: %w", o.Channel, ErrChannelNotFound)
 		}
 		pin := s.assertOn(s.putMsg(ovrKey(o.AppID, o.DeviceID), data), appKey(o.AppID), g.seq)
 		return s.commit(ctx, []*nats.Msg{pin, expect(s.putMsg(ck, ce.data), ce.seq)})

@@ -27,6 +27,12 @@ var (
 	// ErrAppDeleted: the app was deleted (possibly while the write ran).
 	// It is also ErrNotFound.
 	ErrAppDeleted = fmt.Errorf("app deleted: %w", ErrNotFound)
+	// ErrBundleNotFound: a channel names a bundle the app does not have.
+	// It is also ErrNotFound.
+	ErrBundleNotFound = fmt.Errorf("bundle %w", ErrNotFound)
+	// ErrChannelNotFound: a pin names a channel the app does not have.
+	// It is also ErrNotFound.
+	ErrChannelNotFound = fmt.Errorf("channel %w", ErrNotFound)
 	// ErrConcurrent: other fronts kept changing the app; the write was
 	// not applied and may be retried.
 	ErrConcurrent = errors.New("too many concurrent changes")
@@ -240,18 +246,17 @@ func (s *Store) readGuard(ctx context.Context, app string, min uint64) (appGuard
 		}
 		return appGuard{}, fmt.Errorf("app %q: %w", app, ErrNotFound)
 	}
-	var a App
-	if err := json.Unmarshal(e.data, &a); err != nil {
-		return appGuard{}, fmt.Errorf("app %q has an undecodable value (%v): %w", app, err, ErrNotFound)
-	}
 	if err := s.waitRev(ctx, max(e.seq, min)); err != nil {
 		return appGuard{}, err
 	}
 	snap := s.Snapshot()
 	st := snap.apps[app]
-	if _, ok := snap.App(app); !ok || st == nil {
-		// The snapshot covers a revision at which the app existed, so it
-		// was deleted since.
+	if st == nil {
+		// The snapshot covers a revision at which the app existed: it was
+		// deleted since, or its value is one the snapshot cannot use.
+		if again, err := s.last(ctx, appKey(app)); err == nil && again.seq == e.seq {
+			return appGuard{}, fmt.Errorf("app %q has a value this front cannot read: %w", app, ErrNotFound)
+		}
 		return appGuard{}, fmt.Errorf("%w: app %q changed while read", errConflict, app)
 	}
 	return appGuard{seq: e.seq, data: e.data, snap: snap, app: st}, nil
