@@ -54,7 +54,7 @@ func runServe(ctx context.Context, args []string) error {
 	statsMaxBody := int64Flag(fs, "stats-max-body-bytes", "CAPSTAN_STATS_MAX_BODY_BYTES", ingest.DefaultMaxBodyBytes, "largest /stats body (413 above)")
 	replicas := intFlag(fs, "replicas", "CAPSTAN_REPLICAS", 1, "replicas of Capstan's JetStream buckets and streams (3 in a 3-node NATS cluster)")
 	maxUpload := int64Flag(fs, "max-upload-bytes", "CAPSTAN_MAX_UPLOAD_BYTES", admin.DefaultMaxUploadBytes, "largest bundle zip the admin API accepts")
-	metricsListen := stringFlag(fs, "metrics-listen", "CAPSTAN_METRICS_LISTEN", ":9091", "address serving /metrics, /healthz and /readyz, kept off the device port (empty = no /metrics; with --listen on port 0 and no value given, a free port)")
+	metricsListen := stringFlag(fs, "metrics-listen", "CAPSTAN_METRICS_LISTEN", "127.0.0.1:9091", "address serving /metrics, /healthz and /readyz, never the device port; :9091 to let Prometheus in from other hosts (empty = no /metrics; unset with --listen on port 0: a free port)")
 	adminListen := stringFlag(fs, "admin-listen", "CAPSTAN_ADMIN_LISTEN", "", "separate address for the admin API, which then leaves the device port (empty = admin API on --listen)")
 	maxConns := intFlag(fs, "max-connections", "CAPSTAN_MAX_CONNECTIONS", 10000, "most connections the device port holds open; above it new ones get 503 server_busy at once (0 = no limit)")
 	adminMaxConns := intFlag(fs, "admin-max-connections", "CAPSTAN_ADMIN_MAX_CONNECTIONS", 256, "most connections the --admin-listen port holds open (0 = no limit)")
