@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,10 +91,91 @@ func readFile(t *testing.T, path string) []byte {
 
 func TestPrometheusConfig(t *testing.T) {
 	promtool := requireTool(t, "promtool")
-	// rule_files resolve relative to prometheus.yml, wherever promtool runs.
-	out, err := run(t, repoRoot, nil, promtool, "check", "config", "deploy/prometheus/prometheus.yml")
-	if err != nil {
-		t.Fatalf("promtool check config: %v\n%s", err, out)
+	// rule_files resolve relative to the config, wherever promtool runs.
+	for _, f := range []string{"deploy/prometheus/prometheus.yml", "deploy/prometheus/prometheus-allinone.yml"} {
+		out, err := run(t, repoRoot, nil, promtool, "check", "config", f)
+		if err != nil {
+			t.Fatalf("promtool check config %s: %v\n%s", f, err, out)
+		}
+	}
+}
+
+type scrapeConfig struct {
+	RuleFiles     []string `yaml:"rule_files"`
+	ScrapeConfigs []struct {
+		JobName       string `yaml:"job_name"`
+		MetricsPath   string `yaml:"metrics_path"`
+		StaticConfigs []struct {
+			Targets []string `yaml:"targets"`
+		} `yaml:"static_configs"`
+	} `yaml:"scrape_configs"`
+}
+
+func readScrapeConfig(t *testing.T, path string) scrapeConfig {
+	t.Helper()
+	var cfg scrapeConfig
+	if err := yaml.Unmarshal(readFile(t, path), &cfg); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return cfg
+}
+
+// No shipped config scrapes a target under two jobs: every series would
+// be stored twice and every sum doubled.
+func TestPrometheusScrapesEachTargetOnce(t *testing.T) {
+	for _, f := range []string{"prometheus/prometheus.yml", "prometheus/prometheus-allinone.yml"} {
+		cfg := readScrapeConfig(t, f)
+		seen := map[string]string{}
+		for _, sc := range cfg.ScrapeConfigs {
+			for _, st := range sc.StaticConfigs {
+				for _, target := range st.Targets {
+					if job, dup := seen[target]; dup {
+						t.Errorf("%s: %s is scraped by jobs %s and %s", f, target, job, sc.JobName)
+					}
+					seen[target] = sc.JobName
+				}
+			}
+		}
+		if len(cfg.RuleFiles) != 1 || cfg.RuleFiles[0] != "alerts.yml" {
+			t.Errorf("%s: rule_files %v, want [alerts.yml]", f, cfg.RuleFiles)
+		}
+	}
+}
+
+// The all-in-one config scrapes one capstan serve once, as capstan-front,
+// on its metrics port; alerts_test.yml shows CapstanNoConsumer stays quiet
+// for it.
+func TestPrometheusAllInOne(t *testing.T) {
+	cfg := readScrapeConfig(t, "prometheus/prometheus-allinone.yml")
+	var capstanTargets []string
+	for _, sc := range cfg.ScrapeConfigs {
+		if !strings.HasPrefix(sc.JobName, "capstan") {
+			continue
+		}
+		if sc.JobName != "capstan-front" {
+			t.Errorf("all-in-one config has job %s: scrape the process only as capstan-front", sc.JobName)
+		}
+		for _, st := range sc.StaticConfigs {
+			capstanTargets = append(capstanTargets, st.Targets...)
+		}
+	}
+	if len(capstanTargets) != 1 || !strings.HasSuffix(capstanTargets[0], ":9091") {
+		t.Errorf("all-in-one config scrapes %v, want one target on the metrics port 9091", capstanTargets)
+	}
+	var tests ruleTests
+	if err := yaml.Unmarshal(readFile(t, "prometheus/alerts_test.yml"), &tests); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, tc := range tests.Tests {
+		if strings.Contains(tc.Name, "all-in-one") {
+			for _, c := range tc.Cases {
+				found = found || (c.AlertName == "CapstanNoConsumer" && len(c.ExpAlerts) == 0)
+			}
+		}
+	}
+	if !found {
+		t.Error("alerts_test.yml has no case where CapstanNoConsumer stays quiet for a healthy all-in-one")
 	}
 }
 
@@ -399,18 +481,9 @@ func checkComposeFlags(t *testing.T, cf composeFile, flags []Flag) {
 // that serves /metrics.
 func checkPrometheusTargets(t *testing.T, cf composeFile) {
 	t.Helper()
-	var cfg struct {
-		ScrapeConfigs []struct {
-			JobName       string `yaml:"job_name"`
-			StaticConfigs []struct {
-				Targets []string `yaml:"targets"`
-			} `yaml:"static_configs"`
-		} `yaml:"scrape_configs"`
-	}
-	if err := yaml.Unmarshal(readFile(t, "prometheus/prometheus.yml"), &cfg); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"capstan-front": "8080", "capstan-consumer": "9091"}
+	cfg := readScrapeConfig(t, "prometheus/prometheus.yml")
+	// Both roles serve /metrics on --metrics-listen, never on the device port.
+	want := map[string]string{"capstan-front": "9091", "capstan-consumer": "9091"}
 	scraped := map[string]bool{}
 	for _, sc := range cfg.ScrapeConfigs {
 		port, ok := want[sc.JobName]
@@ -705,7 +778,8 @@ type podSpecDoc struct {
 		} `yaml:"selector"`
 		Template struct {
 			Metadata struct {
-				Labels map[string]string `yaml:"labels"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
 			} `yaml:"metadata"`
 			Spec struct {
 				SecurityContext struct {
@@ -989,8 +1063,19 @@ func configValue(objs []k8sObject, key string) string {
 	return ""
 }
 
-// serverPorts: the probe paths each role serves, on its port.
+// serverPorts: the port each role serves on.
 var serverPorts = map[string]int{"serve": 8080, "consume": 9091}
+
+// probePorts: where each role's probes ask. A front is alive when its
+// metrics port answers (a flood of device connections does not reach it)
+// and ready when its device port does.
+var probePorts = map[string]map[string]int{
+	"serve":   {"readiness": 8080, "liveness": 9091, "startup": 9091},
+	"consume": {"readiness": 9091, "liveness": 9091, "startup": 9091},
+}
+
+// metricsPort is where Prometheus scrapes every role (--metrics-listen).
+const metricsPort = 9091
 
 func checkDeployment(t *testing.T, dn string, d podSpecDoc, envs map[string]map[string]bool, configKeys map[string]map[string]bool) {
 	t.Helper()
@@ -1043,12 +1128,27 @@ func checkDeployment(t *testing.T, dn string, d podSpecDoc, envs map[string]map[
 			if s, ok := got.(string); ok {
 				got = portNames[s]
 			}
-			if got != port {
-				t.Errorf("%s: %s probe port %v, want %d", where, kind, p.HTTPGet.Port, port)
+			if want := probePorts[c.Args[0]][kind]; got != want {
+				t.Errorf("%s: %s probe port %v, want %d", where, kind, p.HTTPGet.Port, want)
 			}
 		}
-		if c.StartupProbe != nil && c.StartupProbe.HTTPGet != nil && c.StartupProbe.HTTPGet.Path != "/healthz" {
-			t.Errorf("%s: startup probe path %q", where, c.StartupProbe.HTTPGet.Path)
+		if sp := c.StartupProbe; sp != nil && sp.HTTPGet != nil {
+			if sp.HTTPGet.Path != "/healthz" {
+				t.Errorf("%s: startup probe path %q", where, sp.HTTPGet.Path)
+			}
+			got := sp.HTTPGet.Port
+			if s, ok := got.(string); ok {
+				got = portNames[s]
+			}
+			if want := probePorts[c.Args[0]]["startup"]; got != want {
+				t.Errorf("%s: startup probe port %v, want %d", where, sp.HTTPGet.Port, want)
+			}
+		}
+		if !hasPort([]containerDoc{c}, metricsPort) {
+			t.Errorf("%s: metrics port %d not exposed", where, metricsPort)
+		}
+		if a := d.Spec.Template.Metadata.Annotations; a["prometheus.io/scrape"] == "true" && a["prometheus.io/port"] != strconv.Itoa(metricsPort) {
+			t.Errorf("Deployment %s: prometheus.io/port %q, want the metrics port %d", dn, a["prometheus.io/port"], metricsPort)
 		}
 		for _, r := range []string{"cpu", "memory"} {
 			if c.Resources.Requests[r] == "" || c.Resources.Limits[r] == "" {
