@@ -41,14 +41,15 @@ var (
 const (
 	// guardRetries bounds the attempts of one guarded write.
 	guardRetries = 16
-	// batchMax is the number of messages of one atomic batch, below the
+	// atomicBatchMax is the number of messages of one atomic batch, below the
 	// server's default limit of 1000.
 	atomicBatchMax = 900
-	// orphanAge is how old a zip no bundle refers to must be before a
-	// starting front removes it: younger ones may belong to an upload
-	// still committing on another front.
-	orphanAge = 10 * time.Minute
 )
+
+// orphanAge is how old a zip no bundle refers to must be before a
+// starting front removes it: younger ones may belong to an upload
+// still committing on another front. A variable for tests.
+var orphanAge = 10 * time.Minute
 
 // errConflict is a failed expectation: another writer got there first.
 var errConflict = errors.New("revision conflict")
