@@ -173,6 +173,8 @@ func (a *API) toAPIError(r *http.Request, err error) *apiError {
 		return conflict("in_use", err.Error())
 	case errors.Is(err, errStoreInvalid):
 		return badRequest("invalid", err.Error())
+	case isTooLarge(err):
+		return a.recordTooLarge(err)
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
 		return newError(499, "canceled", "request canceled")

@@ -138,6 +138,9 @@ func (a *API) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 		MinUpdateVersion: m.MinUpdateVersion, Link: m.Link, Comment: m.Comment,
 		Breaking: m.Breaking, Data: m.Data, CreatedAt: a.now(),
 	}
+	if err := a.checkBundleSize(b); err != nil {
+		return err
+	}
 	var zipBody io.Reader
 	if u.file != nil {
 		if err := a.checkZip(u, m); err != nil {
