@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -118,7 +119,6 @@ func (s *Store) UpdateChannel(ctx context.Context, app, name string, fn func(cur
 	key := chanKey(app, name)
 	var c Channel
 	var created bool
-	newID := int64(0)
 	err := s.guarded(ctx, func() (uint64, error) {
 		ce, err := s.last(ctx, key)
 		if err != nil {
@@ -166,20 +166,34 @@ func (s *Store) UpdateChannel(ctx context.Context, app, name string, fn func(cur
 		if c.ID == 0 && cur != nil {
 			c.ID = cur.ID
 		}
+		msgs := make([]*nats.Msg, 0, 3)
 		if c.ID == 0 {
-			if newID == 0 {
-				if newID, err = s.nextChannelID(ctx, app); err != nil {
-					return 0, err
+			// The app's id counter is written in the same batch, so an id
+			// is used once and no counter outlives a deleted app.
+			se, err := s.last(ctx, chanSeqKey(app))
+			if err != nil {
+				return 0, err
+			}
+			var next int64
+			for _, o := range g.app.channels {
+				next = max(next, o.ID)
+			}
+			if se.live {
+				if n, err := strconv.ParseInt(string(se.data), 10, 64); err == nil {
+					next = max(next, n)
 				}
 			}
-			c.ID = newID
+			next++
+			c.ID = next
+			msgs = append(msgs, expect(s.putMsg(chanSeqKey(app), []byte(strconv.FormatInt(next, 10))), se.seq))
 		}
 		c.UpdatedAt = now()
 		data, err := json.Marshal(c)
 		if err != nil {
 			return 0, err
 		}
-		return s.commit(ctx, []*nats.Msg{expect(s.putMsg(key, data), ce.seq), g.bump(s, app)})
+		msgs = append(msgs, expect(s.putMsg(key, data), ce.seq), g.bump(s, app))
+		return s.commit(ctx, msgs)
 	})
 	if err != nil {
 		return Channel{}, false, fmt.Errorf("put channel %q: %w", name, err)

@@ -439,3 +439,26 @@ func TestUpdateChannelKeepsConcurrentChange(t *testing.T) {
 		}
 	}
 }
+
+// TestRaceChannelIDs creates two channels of one app through two fronts
+// at once: both are created, with different ids.
+func TestRaceChannelIDs(t *testing.T) {
+	f := newFronts(t)
+	ctx := tctx(t)
+	for i := range raceRuns {
+		app := fmt.Sprintf("com.race.ids%d", i)
+		must(t, f.a.CreateApp(ctx, App{ID: app}))
+		e1, e2 := race(i,
+			func() error { return f.a.PutChannel(ctx, NewChannel(app, "alpha")) },
+			func() error { return f.b.PutChannel(ctx, NewChannel(app, "beta")) },
+		)
+		must(t, e1)
+		must(t, e2)
+		snap := f.settle()
+		a, _ := snap.Channel(app, "alpha")
+		b, _ := snap.Channel(app, "beta")
+		if a == nil || b == nil || a.ID == b.ID || a.ID == 0 || b.ID == 0 {
+			t.Fatalf("run %d: channels %+v and %+v", i, a, b)
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -182,43 +181,6 @@ func validChannel(c Channel) error {
 		return fmt.Errorf("%w: negative channel id", ErrInvalid)
 	}
 	return nil
-}
-
-// nextChannelID hands out the app's next channel id from a counter key,
-// never below the ids already in use.
-func (s *Store) nextChannelID(ctx context.Context, app string) (int64, error) {
-	var floor int64
-	for _, c := range s.Snapshot().Channels(app) {
-		floor = max(floor, c.ID)
-	}
-	key := chanSeqKey(app)
-	for range casRetries {
-		e, err := s.get(ctx, key)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return 0, fmt.Errorf("channel id counter: %w", err)
-		}
-		cur := floor
-		if e != nil {
-			if n, perr := strconv.ParseInt(string(e.Value()), 10, 64); perr == nil {
-				cur = max(cur, n)
-			}
-		}
-		next := cur + 1
-		val := []byte(strconv.FormatInt(next, 10))
-		if e == nil {
-			_, err = s.kv.Create(ctx, key, val)
-		} else {
-			_, err = s.kv.Update(ctx, key, val, e.Revision())
-		}
-		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("channel id counter: %w", err)
-		}
-		return next, nil
-	}
-	return 0, errors.New("channel id counter: too many concurrent changes")
 }
 
 // DeleteOverride unpins a device (matched case-insensitively).
