@@ -12,8 +12,9 @@
 // the bucket's stream has allow_atomic) in which every message carries
 // the revision it expects. The server stores the whole batch or nothing;
 // a writer that lost re-reads and re-checks (bounded: ErrConcurrent), and
-// a check that now fails is its answer. No crash between steps leaves a
-// state to repair, since there are no steps: one batch is one write.
+// a check that now fails is its answer. A crash cannot leave such a write
+// half done: one batch is one write. What happens outside a batch (the
+// sweep after an app delete, zips) is repaired as said below.
 //
 //   - Writes that change what the invariants read — a channel put or
 //     delete, a bundle create or delete, an app rename — rewrite the app
@@ -35,7 +36,11 @@
 //     key; a sweep a crash cut short is finished when any front starts
 //     (repair) or the app id is created again, before its key is.
 //   - A starting front also deletes zips older than orphanAge that no
-//     bundle refers to (an upload that crashed before its metadata).
+//     bundle refers to (an upload that crashed before its metadata, a
+//     bundle delete that crashed before its zip).
+//   - A new channel's id comes from the app's counter key, written in the
+//     channel's batch. Device channel choices (PutChoice) are the
+//     device's own and unchecked; an app delete sweeps them too.
 //
 // Watchers see every batch as ordinary KV entries in revision order, so
 // each front's snapshot, and a restarted front's, converge to the same
