@@ -37,6 +37,8 @@ var contractMetrics = map[string]bool{
 	"capstan_stats_requests_total":                   false,
 	"capstan_stats_request_duration_seconds":         true,
 	"capstan_stats_publish_errors_total":             false,
+	"capstan_http_open_connections":                  false,
+	"capstan_http_refused_connections_total":         false,
 	"capstan_consumer_batch_size":                    true,
 	"capstan_consumer_insert_duration_seconds":       true,
 	"capstan_consumer_inserted_events_total":         false,
