@@ -367,9 +367,8 @@ func TestRepairAfterCrash(t *testing.T) {
 			t.Fatalf("deleted app's channels or bundles visible:\n%s", got)
 		}
 	}
-	old := orphanAge
-	orphanAge = 0
-	t.Cleanup(func() { orphanAge = old })
+	old := orphanAge.Swap(0)
+	t.Cleanup(func() { orphanAge.Store(old) })
 	restarted := testStore(t, f.js, Options{})
 	waitFor(t, func() bool {
 		keys, err := restarted.appKeys(ctx, app)

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -48,8 +50,10 @@ const (
 
 // orphanAge is how old a zip no bundle refers to must be before a
 // starting front removes it: younger ones may belong to an upload
-// still committing on another front. A variable for tests.
-var orphanAge = 10 * time.Minute
+// still committing on another front. Atomic so tests can shorten it.
+var orphanAge atomic.Int64
+
+func init() { orphanAge.Store(int64(10 * time.Minute)) }
 
 // errConflict is a failed expectation: another writer got there first.
 var errConflict = errors.New("revision conflict")
@@ -110,6 +114,7 @@ type lastEntry struct {
 	seq  uint64 // 0: the key was never written (or was purged away)
 	live bool
 	data []byte
+	time time.Time // when it was written
 }
 
 // last reads a key's newest message: the revision a write that creates
@@ -123,7 +128,7 @@ func (s *Store) last(ctx context.Context, key string) (lastEntry, error) {
 		return lastEntry{}, fmt.Errorf("read %s: %w", key, err)
 	}
 	live := m.Header.Get(hdrKVOperation) == "" && m.Header.Get(jetstream.MarkerReasonHeader) == ""
-	return lastEntry{seq: m.Sequence, live: live, data: m.Data}, nil
+	return lastEntry{seq: m.Sequence, live: live, data: m.Data, time: m.Time}, nil
 }
 
 func (s *Store) putMsg(key string, data []byte) *nats.Msg {
@@ -348,12 +353,25 @@ func (s *Store) sweepApp(ctx context.Context, app string, appSeq uint64) (bool, 
 		rev = r
 		keys = keys[n:]
 	}
-	return true, rev, s.deleteAppObjects(ctx, app, 0)
+	// Zips stored after the app key's delete belong to a re-created app
+	// or to an upload whose metadata write fails and removes its zip.
+	e, err := s.last(ctx, appKey(app))
+	if err != nil {
+		return false, rev, err
+	}
+	if e.seq != appSeq {
+		return false, rev, nil
+	}
+	before := e.time
+	if appSeq == 0 {
+		before = time.Now()
+	}
+	return true, rev, s.deleteAppObjects(ctx, app, before)
 }
 
 // deleteAppObjects removes an app's zips (object names start with the
-// app's encoded id), only those older than age when age > 0.
-func (s *Store) deleteAppObjects(ctx context.Context, app string, age time.Duration) error {
+// app's encoded id) stored no later than before.
+func (s *Store) deleteAppObjects(ctx context.Context, app string, before time.Time) error {
 	list, err := s.obs.List(ctx)
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return nil
@@ -363,7 +381,7 @@ func (s *Store) deleteAppObjects(ctx context.Context, app string, age time.Durat
 	}
 	prefix := enc(app) + "/"
 	for _, o := range list {
-		if !strings.HasPrefix(o.Name, prefix) || (age > 0 && time.Since(o.ModTime) < age) {
+		if !strings.HasPrefix(o.Name, prefix) || o.ModTime.After(before) {
 			continue
 		}
 		if err := s.obs.Delete(ctx, o.Name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
@@ -439,8 +457,11 @@ func (s *Store) removeOrphanObjects(ctx context.Context) {
 		}
 	}
 	for _, o := range list {
-		if used[o.Name] || time.Since(o.ModTime) < orphanAge {
+		if used[o.Name] || time.Since(o.ModTime) < time.Duration(orphanAge.Load()) {
 			continue
+		}
+		if s.objectInBucket(ctx, o.Name) {
+			continue // e.g. a bundle whose value this front cannot read
 		}
 		if err := s.obs.Delete(ctx, o.Name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 			s.log.Warn("release repair: delete orphaned zip", "object", o.Name, "err", err)
@@ -448,4 +469,23 @@ func (s *Store) removeOrphanObjects(ctx context.Context) {
 		}
 		s.log.Info("release repair: deleted orphaned zip", "object", o.Name)
 	}
+}
+
+// objectInBucket reports whether the bundle an object is named after
+// (app/version/nonce) still refers to it, or cannot be told not to.
+func (s *Store) objectInBucket(ctx context.Context, name string) bool {
+	parts := strings.Split(name, "/")
+	if len(parts) != 3 {
+		return true // not ours to judge
+	}
+	app, err1 := b64.DecodeString(parts[0])
+	ver, err2 := b64.DecodeString(parts[1])
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	e, err := s.last(ctx, bundleKey(string(app), string(ver)))
+	if err != nil {
+		return true
+	}
+	return e.live && bytes.Contains(e.data, []byte(name))
 }
