@@ -88,6 +88,20 @@ func runServe(ctx context.Context, args []string) error {
 	if err := limits.Validate(); err != nil {
 		return err
 	}
+	g := guardConfig{
+		device:   httpguard.Policy{Read: *bodyTimeout, Write: *writeTimeout},
+		download: httpguard.Policy{Read: *bodyTimeout, WriteIdle: *downloadIdle},
+		admin:    httpguard.Policy{Read: *uploadTimeout, MinRate: *uploadMinRate, MaxBody: *maxUpload, Write: *writeTimeout},
+	}
+	if err := g.validate(*maxConns, *adminMaxConns, *idleTimeout, *uploadMinRate); err != nil {
+		return err
+	}
+	if *metricsListen != "" && !flagOrEnvSet(fs, "metrics-listen", "CAPSTAN_METRICS_LISTEN") && listensOnFreePort(*listen) {
+		// Tests and throwaway servers ask for a free device port; a fixed
+		// metrics port would make two of them collide.
+		host, _, _ := net.SplitHostPort(*listen)
+		*metricsListen = net.JoinHostPort(host, "0")
+	}
 
 	b, err := bus.Open(ctx, bus.Config{URL: *natsURL, DataDir: filepath.Join(*dataDir, "nats"), Listen: *natsListen, Name: "capstan-serve", Logger: log})
 	if err != nil {
@@ -130,20 +144,6 @@ func runServe(ctx context.Context, args []string) error {
 
 	if err := os.MkdirAll(filepath.Join(*dataDir, "uploads"), 0o700); err != nil {
 		return fmt.Errorf("create upload dir: %w", err)
-	}
-	g := guardConfig{
-		device:   httpguard.Policy{Read: *bodyTimeout, Write: *writeTimeout},
-		download: httpguard.Policy{Read: *bodyTimeout, WriteIdle: *downloadIdle},
-		admin:    httpguard.Policy{Read: *uploadTimeout, MinRate: *uploadMinRate, MaxBody: *maxUpload, Write: *writeTimeout},
-	}
-	if err := g.validate(*maxConns, *adminMaxConns, *idleTimeout, *uploadMinRate); err != nil {
-		return err
-	}
-	if *metricsListen != "" && !flagOrEnvSet(fs, "metrics-listen", "CAPSTAN_METRICS_LISTEN") && listensOnFreePort(*listen) {
-		// Tests and throwaway servers ask for a free device port; a fixed
-		// metrics port would make two of them collide.
-		host, _, _ := net.SplitHostPort(*listen)
-		*metricsListen = net.JoinHostPort(host, "0")
 	}
 
 	ln, err := listenGuarded("listen", *listen, *maxConns)
@@ -190,7 +190,8 @@ func runServe(ctx context.Context, args []string) error {
 	r.Get("/healthz", health)
 	r.Get("/readyz", ready)
 
-	var servers []*http.Server
+	var servers []*http.Server // admin and device, shut down last first
+	var metricsSrv *http.Server
 	newServer := func(h http.Handler) *http.Server {
 		srv := &http.Server{
 			Handler:           h,
@@ -198,7 +199,6 @@ func runServe(ctx context.Context, args []string) error {
 			IdleTimeout:       *idleTimeout,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
-		servers = append(servers, srv)
 		return srv
 	}
 	served := make(chan error, 3)
@@ -221,7 +221,9 @@ func runServe(ctx context.Context, args []string) error {
 		ar := newRouter(g.admin.Handler)
 		ar.With(httpm.wrap("admin")).Mount("/api/v1", adminAPI)
 		ar.Get("/healthz", health)
-		serve(newServer(ar), aln, "admin")
+		asrv := newServer(ar)
+		servers = append(servers, asrv)
+		serve(asrv, aln, "admin")
 		adminAddr = aln.Addr().String()
 	}
 	if *metricsListen != "" {
@@ -235,7 +237,8 @@ func runServe(ctx context.Context, args []string) error {
 		mr.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 		mr.Get("/healthz", health)
 		mr.Get("/readyz", ready)
-		serve(newServer(mr), mln, "metrics")
+		metricsSrv = newServer(mr)
+		serve(metricsSrv, mln, "metrics")
 		metricsAddr = mln.Addr().String()
 		log.Info("serving metrics", "metrics", metricsAddr)
 	}
@@ -250,6 +253,7 @@ func runServe(ctx context.Context, args []string) error {
 		log.Info("serving pprof", "debug", dln.Addr().String())
 	}
 	srv := newServer(r)
+	servers = append(servers, srv)
 	serve(srv, ln, "device")
 	log.Info("capstan serving", "addr", ln.Addr().String(), "public_url", *publicURL,
 		"admin", orSame(adminAddr), "metrics", orNone(metricsAddr),
@@ -263,7 +267,8 @@ func runServe(ctx context.Context, args []string) error {
 
 	// Ordered drain: stop looking ready, finish in-flight requests (each
 	// stats request waits for its JetStream acks), then flush the consumer.
-	// The metrics server goes last so the drain can still be scraped.
+	// The metrics server goes last so the drain can still be scraped. The
+	// device server stops first, then the admin server.
 	log.Info("shutting down")
 	draining.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -277,6 +282,11 @@ func runServe(ctx context.Context, args []string) error {
 	if runner != nil {
 		if err := runner.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 			log.Warn("consumer stopped", "err", err)
+		}
+	}
+	if metricsSrv != nil {
+		if err := metricsSrv.Shutdown(sctx); err != nil {
+			log.Warn("metrics shutdown", "err", err)
 		}
 	}
 	log.Info("stopped")
