@@ -461,3 +461,30 @@ func TestRaceChannelIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenEnablesAtomicPublish opens a bucket made before atomic batches
+// were used: Open turns them on, and a later Open leaves the stream as it
+// is.
+func TestOpenEnablesAtomicPublish(t *testing.T) {
+	b := testBus(t, t.TempDir(), "")
+	ctx := tctx(t)
+	_, err := b.JetStream.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: DefaultBucket, History: 1, Storage: jetstream.FileStorage})
+	must(t, err)
+	s := testStore(t, b.JetStream, Options{})
+	info, err := s.stream.Info(ctx)
+	must(t, err)
+	if !info.Config.AllowAtomicPublish {
+		t.Fatal("atomic publish not enabled on an existing bucket")
+	}
+	must(t, s.CreateApp(ctx, App{ID: "com.a"}))
+	must(t, s.PutChannel(ctx, publicChannel("com.a", "production")))
+	again := testStore(t, b.JetStream, Options{})
+	info2, err := again.stream.Info(ctx)
+	must(t, err)
+	if !info2.Config.AllowAtomicPublish || !info2.Created.Equal(info.Created) {
+		t.Fatal("second open changed the stream")
+	}
+	if _, ok := again.Snapshot().Channel("com.a", "production"); !ok {
+		t.Fatal("channel not loaded")
+	}
+}
