@@ -20,9 +20,11 @@ COPY --from=build /out/capstan /usr/local/bin/capstan
 USER 10001:10001
 WORKDIR /data
 ENV CAPSTAN_DATA_DIR=/data \
-    CAPSTAN_LISTEN=:8080
+    CAPSTAN_LISTEN=:8080 \
+    CAPSTAN_METRICS_LISTEN=:9091
 VOLUME ["/data"]
-# 8080: `serve` (HTTP, /metrics, /healthz, /readyz); 9091: `consume` metrics.
+# 8080: `serve` device and admin HTTP, /healthz, /readyz; 9091: /metrics of
+# `serve` and `consume` (keep it off the internet).
 EXPOSE 8080 9091
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD wget -q -O /dev/null http://127.0.0.1:8080/healthz || exit 1

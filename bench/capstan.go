@@ -45,8 +45,10 @@ type ServeOptions struct {
 type Front struct {
 	Proc    *Proc
 	BaseURL string
-	Token   string
-	DataDir string
+	// MetricsURL serves /metrics (its own listener, as in production).
+	MetricsURL string
+	Token      string
+	DataDir    string
 }
 
 // childEnv drops CAPSTAN_* settings of the caller's environment so only
@@ -79,9 +81,15 @@ func (e *Env) StartFront(ctx context.Context, o ServeOptions) (*Front, error) {
 		return nil, err
 	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	metricsPort, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	metrics := fmt.Sprintf("http://127.0.0.1:%d", metricsPort)
 	token := randomToken()
 	args := []string{"serve",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--metrics-listen", fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		"--data-dir", dataDir,
 		"--public-url", base,
 		"--admin-token", token,
@@ -98,6 +106,7 @@ func (e *Env) StartFront(ctx context.Context, o ServeOptions) (*Front, error) {
 	args = append(args, fmt.Sprintf("--consume=%t", o.Consume))
 	args = append(args, o.ExtraArgs...)
 	if e.ProfileDir != "" {
+		metrics = base // the profiling front serves everything on one port
 		chURL := o.ClickHouseURL
 		if !o.Consume {
 			chURL = ""
@@ -115,7 +124,7 @@ func (e *Env) StartFront(ctx context.Context, o ServeOptions) (*Front, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Front{Proc: p, BaseURL: base, Token: token, DataDir: dataDir}
+	f := &Front{Proc: p, BaseURL: base, MetricsURL: metrics, Token: token, DataDir: dataDir}
 	if err := WaitHTTP(ctx, base+"/readyz", p, 5*time.Minute); err != nil {
 		p.Stop(10 * time.Second)
 		return nil, fmt.Errorf("capstan serve: %w (log %s)", err, p.Log)

@@ -202,7 +202,7 @@ func (e *Env) Memory(ctx context.Context, c Config) (*Report, error) {
 		if sample.atReady, err = ReadMemory(pid); err != nil {
 			return sample, err
 		}
-		if n, err := gauge(ctx, front.BaseURL, "capstan_release_overrides"); err != nil {
+		if n, err := gauge(ctx, front.MetricsURL, "capstan_release_overrides"); err != nil {
 			e.Log("%s: cannot verify the override count: %v", name, err)
 		} else if int(n) != len(ovr) {
 			return sample, fmt.Errorf("%s holds %v overrides, seeded %d: the key scheme in update/release/keys.go changed?", name, n, len(ovr))

@@ -49,6 +49,7 @@ func runServe(ctx context.Context, args []string) error {
 	streamMaxBytes := int64Flag(fs, "stream-max-bytes", "CAPSTAN_STREAM_MAX_BYTES", -1, "cap on the events stream's size; when full, /stats answers 429 stats_unavailable and devices keep their events (-1 = storage limit only)")
 	streamMaxAge := durationFlag(fs, "stream-max-age", "CAPSTAN_STREAM_MAX_AGE", 0, "drop unconsumed events older than this (0 = never)")
 	streamMaxMsgs := int64Flag(fs, "stream-max-msgs", "CAPSTAN_STREAM_MAX_MSGS", -1, "cap on the events held in the stream (-1 = none)")
+	bundleFetchTimeout := durationFlag(fs, "bundle-fetch-timeout", "CAPSTAN_BUNDLE_FETCH_TIMEOUT", release.DefaultFetchTimeout, "longest a bundle fetch from JetStream may go without progress before the download answers 503")
 	dupWindow := durationFlag(fs, "stream-duplicate-window", "CAPSTAN_STREAM_DUPLICATE_WINDOW", schema.DefaultDuplicateWindow, "how long JetStream drops resent event ids (memory grows with rate × window)")
 	statsMaxEvents := intFlag(fs, "stats-max-events", "CAPSTAN_STATS_MAX_EVENTS", ingest.DefaultMaxEvents, "most events in one /stats body (413 above)")
 	statsMaxBody := int64Flag(fs, "stats-max-body-bytes", "CAPSTAN_STATS_MAX_BODY_BYTES", ingest.DefaultMaxBodyBytes, "largest /stats body (413 above)")
@@ -112,7 +113,7 @@ func runServe(ctx context.Context, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := release.Open(ctx, b.JetStream, release.Options{CacheDir: filepath.Join(*dataDir, "bundle-cache"), Replicas: *replicas, Registerer: reg, Logger: log})
+	store, err := release.Open(ctx, b.JetStream, release.Options{CacheDir: filepath.Join(*dataDir, "bundle-cache"), Replicas: *replicas, FetchTimeout: *bundleFetchTimeout, Registerer: reg, Logger: log})
 	if err != nil {
 		return fmt.Errorf("open release store: %w", err)
 	}
@@ -171,6 +172,12 @@ func runServe(ctx context.Context, args []string) error {
 		defer cancel()
 		if err := store.Check(cctx); err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "not_ready", "message": err.Error()})
+			return
+		}
+		// Stays 200: every front computes the same snapshot, so failing here
+		// would take all of them out at once for one bad key.
+		if inv := store.InvalidEntries(); len(inv) > 0 {
+			writeJSON(w, http.StatusOK, map[string]any{"status": "degraded", "invalid_entries": inv})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
