@@ -32,6 +32,7 @@ var contractMetrics = map[string]bool{
 	"capstan_update_checks_total":                    false,
 	"capstan_release_snapshot_updates_total":         false,
 	"capstan_release_overrides":                      false,
+	"capstan_release_invalid_entries":                false,
 	"capstan_stats_events_total":                     false,
 	"capstan_stats_events_rejected_total":            false,
 	"capstan_stats_requests_total":                   false,
