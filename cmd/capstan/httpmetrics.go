@@ -55,7 +55,7 @@ func (m *httpMetrics) watchListener(name string, l *httpguard.Listener) {
 		}, func() float64 { return float64(l.Open()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "capstan_http_refused_connections_total",
-			Help:        "Connections answered 503 server_busy because the listener held its most, by listener.",
+			Help:        "Connections answered 429 server_busy because the listener held its most, by listener.",
 			ConstLabels: prometheus.Labels{"listener": name},
 		}, func() float64 { return float64(l.Rejected()) }),
 	)

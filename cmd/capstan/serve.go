@@ -57,7 +57,7 @@ func runServe(ctx context.Context, args []string) error {
 	maxUpload := int64Flag(fs, "max-upload-bytes", "CAPSTAN_MAX_UPLOAD_BYTES", admin.DefaultMaxUploadBytes, "largest bundle zip the admin API accepts")
 	metricsListen := stringFlag(fs, "metrics-listen", "CAPSTAN_METRICS_LISTEN", "127.0.0.1:9091", "address serving /metrics, /healthz and /readyz, never the device port; :9091 to let Prometheus in from other hosts (empty = no /metrics; unset with --listen on port 0: a free port)")
 	adminListen := stringFlag(fs, "admin-listen", "CAPSTAN_ADMIN_LISTEN", "", "separate address for the admin API, which then leaves the device port (empty = admin API on --listen)")
-	maxConns := intFlag(fs, "max-connections", "CAPSTAN_MAX_CONNECTIONS", 10000, "most connections the device port holds open; above it new ones get 503 server_busy at once (0 = no limit)")
+	maxConns := intFlag(fs, "max-connections", "CAPSTAN_MAX_CONNECTIONS", 10000, "most connections the device port holds open; above it new ones get 429 server_busy at once (0 = no limit)")
 	adminMaxConns := intFlag(fs, "admin-max-connections", "CAPSTAN_ADMIN_MAX_CONNECTIONS", 256, "most connections the --admin-listen port holds open (0 = no limit)")
 	idleTimeout := durationFlag(fs, "idle-timeout", "CAPSTAN_IDLE_TIMEOUT", time.Minute, "how long an idle keep-alive connection is kept")
 	bodyTimeout := durationFlag(fs, "body-timeout", "CAPSTAN_BODY_TIMEOUT", 10*time.Second, "time allowed to send a request body once its headers arrived (device and other non-upload routes)")

@@ -25,7 +25,7 @@ import (
 
 // Stalled-body flood: clients that send headers announcing a body and then
 // one byte of it. The server must cut them at the body deadline, answer
-// those beyond --max-connections 503 server_busy at once, keep serving
+// those beyond --max-connections 429 server_busy at once, keep serving
 // other clients, and keep its memory bounded.
 const (
 	floodHelpers  = 2     // client processes (each under its own RLIMIT_NOFILE)
@@ -215,7 +215,7 @@ func TestStalledBodiesCannotHoldTheFront(t *testing.T) {
 				prevOK = p.at.Add(p.took)
 			}
 			lastOK = p.at
-		case p.code == http.StatusServiceUnavailable && strings.Contains(p.body, `"server_busy"`):
+		case p.code == http.StatusTooManyRequests && strings.Contains(p.body, `"server_busy"`):
 			busy++
 		default:
 			failed++
@@ -223,12 +223,12 @@ func TestStalledBodiesCannotHoldTheFront(t *testing.T) {
 		}
 	}
 	t.Logf("stalled connections: %d opened by %d processes (RLIMIT_NOFILE %d/%d each), %d dial errors; "+
-		"%d answered 503 server_busy (slowest %d ms), %d held and then cut by the server (longest held %d ms), %d hung, other %v; flood opened in %s",
+		"%d answered 429 server_busy (slowest %d ms), %d held and then cut by the server (longest held %d ms), %d hung, other %v; flood opened in %s",
 		total.Opened, floodHelpers, reports[0].NoFileSoft, reports[0].NoFileHard, total.DialErrors,
 		total.Busy, total.MaxBusyMillis, total.Answered, total.MaxHeldMillis, total.Hung, total.Other, lastDial.Sub(floodStart).Round(time.Millisecond))
 	t.Logf("server: peak open device connections %v (limit %d), %v refused, %v open 2 s after; RSS before %.1f MB, peak %.1f MB, after %.1f MB (Go heap in use after %.1f MB)",
 		peakOpen, floodMaxConns, refused, openAfter, mb(rssBefore), mb(peakRSS), mb(rssAfter), heapAfter/(1<<20))
-	t.Logf("other clients during %s of flood: %d /healthz probes, %d ok, %d 503 server_busy, %d failed; slowest answer %s; longest wait between two ok answers %s; metrics scrape failures %d",
+	t.Logf("other clients during %s of flood: %d /healthz probes, %d ok, %d 429 server_busy, %d failed; slowest answer %s; longest wait between two ok answers %s; metrics scrape failures %d",
 		floodEnd.Sub(floodStart).Round(time.Millisecond), len(probes), ok, busy, failed, slowest.Round(time.Millisecond), longestGap.Round(time.Millisecond), metricsFailures)
 
 	if total.Opened < floodHelpers*floodPerProc*95/100 {
@@ -323,7 +323,7 @@ func TestFloodHelper(t *testing.T) {
 			switch {
 			case err != nil && errors.As(err, &ne) && ne.Timeout():
 				rep.Hung++
-			case bytes.HasPrefix(head, []byte("HTTP/1.1 503")) && bytes.Contains(head, []byte(`"server_busy"`)):
+			case bytes.HasPrefix(head, []byte("HTTP/1.1 429")) && bytes.Contains(head, []byte(`"server_busy"`)):
 				rep.Busy++
 				rep.MaxBusyMillis = max(rep.MaxBusyMillis, held)
 			case bytes.HasPrefix(head, []byte("HTTP/1.1 ")):

@@ -94,7 +94,7 @@ func TestFullListenerAnswersBusyAtOnce(t *testing.T) {
 		t.Fatalf("no busy answer: %v", err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "3" || !strings.Contains(string(body), `"error":"server_busy"`) {
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "3" || !strings.Contains(string(body), `"error":"server_busy"`) {
 		t.Fatalf("got %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
 	if gl.Rejected() != 1 || gl.Open() != 2 {

@@ -12,7 +12,7 @@ import (
 
 // Listener is a net.Listener holding at most Max connections open. A
 // connection arriving when it is full is not left waiting in the kernel's
-// backlog: it is answered at once with 503 server_busy, Retry-After and
+// backlog: it is answered at once with 429 server_busy, Retry-After and
 // Connection: close, then closed.
 //
 // (golang.org/x/net/netutil.LimitListener blocks Accept instead, which
@@ -49,7 +49,7 @@ func NewListener(ln net.Listener, max int, retryAfter time.Duration) *Listener {
 // Open is the number of connections currently held.
 func (l *Listener) Open() int64 { return l.open.Load() }
 
-// Rejected is the number of connections answered 503 server_busy so far.
+// Rejected is the number of connections answered 429 server_busy so far.
 func (l *Listener) Rejected() uint64 { return l.rejected.Load() }
 
 // Accept returns the next connection while fewer than Max are open, and
@@ -105,7 +105,9 @@ func (l *Listener) reject(c net.Conn) {
 const busyBody = `{"error":"server_busy","message":"Too many open connections; retry later"}` + "\n"
 
 func busyResponse(retryAfter int) []byte {
-	return []byte("HTTP/1.1 503 Service Unavailable\r\n" +
+	// 429, not 503: the updater plugin honours Retry-After only on a 429
+	// and retries a 503 at once.
+	return []byte("HTTP/1.1 429 Too Many Requests\r\n" +
 		"Content-Type: application/json\r\n" +
 		"Retry-After: " + strconv.Itoa(retryAfter) + "\r\n" +
 		"Content-Length: " + strconv.Itoa(len(busyBody)) + "\r\n" +
