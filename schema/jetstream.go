@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/capstan-io/capstan/bus"
 )
 
 // Discard policies accepted in StreamLimits.Discard.
@@ -146,7 +149,14 @@ func EventsStreamConfig(l StreamLimits) jetstream.StreamConfig {
 // decode, kept (limits retention, no age limit) until an operator looks at
 // them and purges the stream. Ingest only publishes events it encoded
 // itself, so the stream stays near empty in normal operation.
-func DeadLetterStreamConfig() jetstream.StreamConfig {
+//
+// replicas is the stream's replication factor (0 means 1), the same as the
+// events stream's: a dead-lettered message is the only copy left of what a
+// device sent, so it must survive the loss of a node as well.
+func DeadLetterStreamConfig(replicas int) jetstream.StreamConfig {
+	if replicas <= 0 {
+		replicas = 1
+	}
 	return jetstream.StreamConfig{
 		Name:              DeadLetterStream,
 		Description:       "Capstan stats messages the consumer could not process",
@@ -159,7 +169,7 @@ func DeadLetterStreamConfig() jetstream.StreamConfig {
 		MaxMsgs:           -1,
 		MaxMsgsPerSubject: -1,
 		MaxConsumers:      -1,
-		Replicas:          1,
+		Replicas:          replicas,
 		Duplicates:        DefaultDuplicateWindow,
 	}
 }
@@ -200,18 +210,55 @@ var ErrLimitBelowBacklog = errors.New("stream limit below current backlog")
 // once. It refuses (ErrLimitBelowBacklog) to shrink MaxBytes, MaxMsgs or
 // MaxAge below what the events stream holds now, because JetStream applies
 // a lowered limit by deleting unconsumed events.
+//
+// In a NATS cluster it retries (bus.Retry: backoff, logged, bounded by
+// bus.SetupDeadline) while the cluster is still forming or electing a
+// leader, and when another process created a stream at the same moment.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, l StreamLimits) error {
+	return EnsureStreamsLog(ctx, js, l, slog.Default())
+}
+
+// EnsureStreamsLog is EnsureStreams logging its retries to log.
+func EnsureStreamsLog(ctx context.Context, js jetstream.JetStream, l StreamLimits, log *slog.Logger) error {
 	if err := l.Validate(); err != nil {
 		return err
 	}
 	cfg := EventsStreamConfig(l)
-	if err := checkBacklog(ctx, js, cfg); err != nil {
+	err := bus.Retry(ctx, log, "stream "+cfg.Name, func(ctx context.Context) error {
+		if err := checkBacklog(ctx, js, cfg); err != nil {
+			return err
+		}
+		return ensureStream(ctx, js, cfg)
+	})
+	if err != nil {
 		return err
 	}
-	if err := ensureStream(ctx, js, cfg); err != nil {
-		return err
-	}
-	return ensureStream(ctx, js, DeadLetterStreamConfig())
+	return EnsureStream(ctx, js, DeadLetterStreamConfig(l.Replicas), log)
+}
+
+// EnsureStream creates or updates one stream, retrying as EnsureStreams.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, log *slog.Logger) error {
+	return bus.Retry(ctx, log, "stream "+cfg.Name, func(ctx context.Context) error {
+		return ensureStream(ctx, js, cfg)
+	})
+}
+
+// CreateStreamIfMissing creates a stream that does not exist yet and
+// leaves an existing one as it is, retrying as EnsureStreams.
+func CreateStreamIfMissing(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, log *slog.Logger) error {
+	return bus.Retry(ctx, log, "stream "+cfg.Name, func(ctx context.Context) error {
+		_, err := js.Stream(ctx, cfg.Name)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("stream %s info: %w", cfg.Name, err)
+		}
+		if _, err := js.CreateStream(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
+		return nil
+	})
 }
 
 // checkBacklog compares the new limits with what the existing stream holds.
@@ -239,20 +286,14 @@ func checkBacklog(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 	return nil
 }
 
+// ensureStream is one attempt. Two processes may both find the stream
+// missing and both create it; the loser sees "name already in use"
+// (configs differ) and bus.Retry has it try again, which updates.
 func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
-	var err error
-	// Two processes may both find the stream missing and both create it;
-	// the loser sees "name already in use" (configs differ) and updates.
-	for attempt := 0; attempt < 3; attempt++ {
-		_, err = js.CreateOrUpdateStream(ctx, cfg)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			break
-		}
+	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("create or update stream %s: %w", cfg.Name, err)
 	}
-	return fmt.Errorf("create or update stream %s: %w", cfg.Name, err)
+	return nil
 }
 
 // EventSubject is the subject ingest publishes an app's events to:
