@@ -31,6 +31,7 @@ func runConsume(ctx context.Context, args []string) error {
 	linger := durationFlag(fs, "batch-linger", "CAPSTAN_BATCH_LINGER", consumer.DefaultLinger, "longest an event waits for its batch to fill")
 	ackWait := durationFlag(fs, "ack-wait", "CAPSTAN_ACK_WAIT", consumer.DefaultAckWait, "JetStream redelivery timeout for unacknowledged events")
 	drain := durationFlag(fs, "drain-timeout", "CAPSTAN_DRAIN_TIMEOUT", consumer.DefaultDrainTimeout, "time allowed to insert the open batch at shutdown")
+	replicas := intFlag(fs, "replicas", "CAPSTAN_REPLICAS", 1, "replicas of the events and dead-letter streams when this consumer creates them (3 in a 3-node NATS cluster; same as serve's --replicas)")
 	metricsListen := stringFlag(fs, "metrics-listen", "CAPSTAN_METRICS_LISTEN", ":9091", "address serving /metrics, /healthz and /readyz (empty = none)")
 	logFormat := stringFlag(fs, "log-format", "CAPSTAN_LOG_FORMAT", "text", "log format: text or json")
 	logLevel := stringFlag(fs, "log-level", "CAPSTAN_LOG_LEVEL", "info", "log level: debug, info, warn or error")
@@ -48,6 +49,11 @@ func runConsume(ctx context.Context, args []string) error {
 		return err
 	}
 	log = log.With("role", "consume")
+	limits := schema.DefaultStreamLimits()
+	limits.Replicas = *replicas
+	if err := limits.Validate(); err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -57,7 +63,7 @@ func runConsume(ctx context.Context, args []string) error {
 		return err
 	}
 	defer b.Close()
-	if err := ensureConsumeStreams(ctx, b.JetStream); err != nil {
+	if err := ensureConsumeStreams(ctx, b.JetStream, limits, log); err != nil {
 		return err
 	}
 
@@ -90,23 +96,15 @@ func runConsume(ctx context.Context, args []string) error {
 	return runner.Wait()
 }
 
-// ensureConsumeStreams creates the streams with default limits only when
-// the events stream does not exist yet: the fronts own its limits (set
-// with their flags), and a consumer must not reset them.
-func ensureConsumeStreams(ctx context.Context, js jetstream.JetStream) error {
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	_, err := js.Stream(sctx, schema.EventsStream)
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return schema.EnsureStreams(sctx, js, schema.DefaultStreamLimits())
-	case err != nil:
-		return fmt.Errorf("events stream info: %w", err)
+// ensureConsumeStreams creates the streams (with l: default limits and
+// --replicas) only when they do not exist yet: the fronts own their
+// limits and replicas (set with their flags), and a consumer must not
+// reset them. Creation retries while a cluster forms or elects leaders.
+func ensureConsumeStreams(ctx context.Context, js jetstream.JetStream, l schema.StreamLimits, log *slog.Logger) error {
+	if err := schema.CreateStreamIfMissing(ctx, js, schema.EventsStreamConfig(l), log); err != nil {
+		return err
 	}
-	if _, err := js.CreateOrUpdateStream(sctx, schema.DeadLetterStreamConfig()); err != nil {
-		return fmt.Errorf("dead-letter stream: %w", err)
-	}
-	return nil
+	return schema.CreateStreamIfMissing(ctx, js, schema.DeadLetterStreamConfig(l.Replicas), log)
 }
 
 // serveConsumeOps serves the consumer's metrics and health endpoints.
