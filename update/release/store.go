@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/capstan-io/capstan/bus"
 )
 
 // Errors returned by Store methods, always wrapped with context; test
@@ -125,15 +127,35 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	kv, stream, err := openBucket(ctx, js, opts)
+	// On a fresh cluster the meta leader may not be elected yet and other
+	// fronts may create the same buckets at the same moment: retry
+	// (bounded, logged) and, after "already exists", read what they made.
+	var kv jetstream.KeyValue
+	var stream jetstream.Stream
+	err := bus.Retry(ctx, log, "release bucket "+opts.Bucket, func(ctx context.Context) error {
+		var err error
+		kv, stream, err = openBucket(ctx, js, opts)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("release bucket %q: %w", opts.Bucket, err)
 	}
-	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      opts.ObjectBucket,
-		Description: "Capstan bundle zips",
-		Storage:     jetstream.FileStorage,
-		Replicas:    opts.Replicas,
+	var obs jetstream.ObjectStore
+	err = bus.Retry(ctx, log, "bundle object store "+opts.ObjectBucket, func(ctx context.Context) error {
+		if o, err := js.ObjectStore(ctx, opts.ObjectBucket); err == nil {
+			if st, err := js.Stream(ctx, "OBJ_"+opts.ObjectBucket); err == nil && st.CachedInfo().Config.Replicas == opts.Replicas {
+				obs = o
+				return nil
+			}
+		}
+		var err error
+		obs, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket:      opts.ObjectBucket,
+			Description: "Capstan bundle zips",
+			Storage:     jetstream.FileStorage,
+			Replicas:    opts.Replicas,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bundle object store %q: %w", opts.ObjectBucket, err)
@@ -265,11 +287,20 @@ func (s *Store) publish(snap *Snapshot, rev uint64) {
 }
 
 // waitApplied waits until the local snapshot reflects KV revision rev, so
-// a write followed by a read on this front is consistent. A timeout is
-// logged, not returned: the write itself succeeded.
+// a write followed by a read on this front is consistent. It is not an
+// error when it gives up: the write itself was acknowledged by JetStream.
+//
+// It gives up after WriteWait, and at once when the mirror cannot catch
+// up by itself in that time: while the connection to NATS is down or the
+// watch is being re-established (the node this front used just died),
+// the snapshot moves only after the reconnect reloads it, which then
+// includes the write. Waiting then would only hold the admin request.
 func (s *Store) waitApplied(ctx context.Context, rev uint64) {
 	t := time.NewTimer(s.opts.WriteWait)
 	defer t.Stop()
+	// Watch and connection state have no channel; look at them this often.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		s.mu.Lock()
 		ch := s.changed
@@ -277,8 +308,14 @@ func (s *Store) waitApplied(ctx context.Context, rev uint64) {
 		if s.applied.Load() >= rev {
 			return
 		}
+		if !s.watching.Load() || !s.js.Conn().IsConnected() {
+			s.log.Warn("release write acknowledged; local snapshot catches up after the watch is back",
+				"revision", rev, "applied", s.applied.Load(), "connected", s.js.Conn().IsConnected(), "watching", s.watching.Load())
+			return
+		}
 		select {
 		case <-ch:
+		case <-tick.C:
 		case <-ctx.Done():
 			return
 		case <-t.C:
