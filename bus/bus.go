@@ -88,7 +88,15 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		return nil, fmt.Errorf("jetstream context: %w", err)
 	}
 	b.Conn, b.JetStream = nc, js
-	if err := b.Ping(ctx); err != nil {
+	ping := b.Ping
+	if url != "" {
+		// A cluster still electing its JetStream meta leader answers
+		// "temporarily unavailable" or not at all: wait for it, bounded.
+		ping = func(ctx context.Context) error {
+			return Retry(ctx, log, "jetstream account info", b.Ping)
+		}
+	}
+	if err := ping(ctx); err != nil {
 		b.Close()
 		return nil, err
 	}
