@@ -11,6 +11,7 @@ import (
 
 	"github.com/capstan-io/capstan/internal/jsonwire"
 	"github.com/capstan-io/capstan/schema"
+	"github.com/capstan-io/capstan/update"
 )
 
 // Limits on one event (PROTOCOL.md §3 for metadata; the rest are generous
@@ -321,56 +322,9 @@ func attributedVersion(action, version string, meta map[string]string) string {
 }
 
 // legacyDownloadFail reports a download_fail from a plugin that sent one
-// for every "no update" answer: before 6.14.25, and 7.x before 7.17.0.
-// An unparsable plugin_version is not legacy: better count a failure too
-// many than hide real ones.
+// for every "no update" answer.
 func legacyDownloadFail(action, pluginVersion string) bool {
-	if action != "download_fail" {
-		return false
-	}
-	v, ok := parseVersion(pluginVersion)
-	if !ok {
-		return false
-	}
-	switch {
-	case v[0] < 6:
-		return true
-	case v[0] == 6:
-		return less(v, [3]int{6, 14, 25})
-	case v[0] == 7:
-		return less(v, [3]int{7, 17, 0})
-	}
-	return false
-}
-
-// parseVersion reads "major.minor.patch", with an optional "v" prefix and
-// any "-pre" or "+build" suffix ignored; minor and patch may be missing.
-func parseVersion(s string) (v [3]int, ok bool) {
-	s = strings.TrimPrefix(strings.TrimSpace(s), "v")
-	if i := strings.IndexAny(s, "-+"); i >= 0 {
-		s = s[:i]
-	}
-	parts := strings.Split(s, ".")
-	if len(parts) == 0 || len(parts) > 3 {
-		return v, false
-	}
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 {
-			return v, false
-		}
-		v[i] = n
-	}
-	return v, true
-}
-
-func less(a, b [3]int) bool {
-	for i := range a {
-		if a[i] != b[i] {
-			return a[i] < b[i]
-		}
-	}
-	return false
+	return action == "download_fail" && update.ReportsNoUpdateAsFailure(pluginVersion)
 }
 
 func normPlatform(p string) (string, *eventError) {

@@ -32,6 +32,17 @@ func TestKeepsChannel(t *testing.T) {
 	}
 }
 
+func TestReportsNoUpdateAsFailure(t *testing.T) {
+	for v, want := range map[string]bool{
+		"5.9.9": true, "6.14.24": true, "6.14.25": false, "7.16.9": true, "7.17.0": false,
+		"7.17.0-beta.1": false, "8.51.23": false, "9.0.0": true, "10.0.0": true, "9.1.0": false, "": false,
+	} {
+		if got := ReportsNoUpdateAsFailure(v); got != want {
+			t.Errorf("ReportsNoUpdateAsFailure(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
 // Decisions over a snapshot holding a stored choice: only plugins that
 // keep no channel themselves are routed by it, and a pin still wins.
 func TestDecideStoredChoice(t *testing.T) {

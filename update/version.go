@@ -67,23 +67,62 @@ func parseVersionUncached(s string) semverInfo {
 
 // KeepsChannel reports whether a plugin version stores its setChannel
 // choice on the device and sends it back as defaultChannel: 5.34, 6.34 and
-// 7.34 onwards, and every 8.x. npm's 9.0.0 and 10.0.0 are mislabelled
-// copies of the 5.0 code. An unreadable version is taken as current, so
-// only plugins known to be old get a server-side choice.
+// 7.34 onwards, and every 8.x. An unreadable version is taken as current,
+// so only plugins known to be old get a server-side choice.
 func KeepsChannel(pluginVersion string) bool {
+	v, ok := pluginRelease(pluginVersion)
+	if !ok {
+		return true
+	}
+	switch {
+	case v[0] < 5:
+		return false
+	case v[0] <= 7:
+		return v[1] >= 34
+	}
+	return true
+}
+
+// ReportsNoUpdateAsFailure reports plugin versions that sent download_fail
+// for every "no update" answer: before 6.14.25, and 7.x before 7.17.0. An
+// unreadable version is taken as current: better count a failure too many
+// than hide real ones.
+func ReportsNoUpdateAsFailure(pluginVersion string) bool {
+	v, ok := pluginRelease(pluginVersion)
+	if !ok {
+		return false
+	}
+	switch {
+	case v[0] < 6:
+		return true
+	case v[0] == 6:
+		return below(v, [3]uint64{6, 14, 25})
+	case v[0] == 7:
+		return below(v, [3]uint64{7, 17, 0})
+	}
+	return false
+}
+
+// pluginRelease reads a plugin version as major.minor.patch, ignoring any
+// pre-release. npm's 9.0.0 and 10.0.0 are mislabelled copies of the 5.0
+// code, so they read as 5.0.0.
+func pluginRelease(pluginVersion string) (v [3]uint64, ok bool) {
 	pv := parseVersion(pluginVersion)
 	if pv.v == nil {
-		return true
+		return v, false
 	}
 	switch pv.canon {
 	case "9.0.0", "10.0.0":
-		return false
+		return [3]uint64{5, 0, 0}, true
 	}
-	switch maj := pv.v.Major(); {
-	case maj < 5:
-		return false
-	case maj <= 7:
-		return pv.v.Minor() >= 34
+	return [3]uint64{pv.v.Major(), pv.v.Minor(), pv.v.Patch()}, true
+}
+
+func below(a, b [3]uint64) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
 	}
-	return true
+	return false
 }
