@@ -35,8 +35,6 @@ func ovrKey(app, dev string) string    { return kindOverride + "." + enc(app) + 
 func tokenKey(hashHex string) string   { return kindToken + "." + hashHex }
 func chanSeqKey(app string) string     { return kindChanSeq + "." + enc(app) }
 
-// appPrefix is the key prefix of everything of kind k belonging to app.
-func appPrefix(k, app string) string { return k + "." + enc(app) + "." }
 
 // parsedKey is a decoded KV key.
 type parsedKey struct {

@@ -264,14 +264,6 @@ func (s *Store) WaitReady(ctx context.Context) error {
 	}
 }
 
-// ensureReady is WaitReady bounded by WriteWait, for writes that consult
-// the snapshot.
-func (s *Store) ensureReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.WriteWait)
-	defer cancel()
-	return s.WaitReady(ctx)
-}
-
 // publish swaps in a new snapshot reflecting the KV up to rev.
 func (s *Store) publish(snap *Snapshot, rev uint64) {
 	s.snap.Store(snap)
