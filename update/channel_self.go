@@ -119,7 +119,7 @@ func GetChannel(snap *release.Snapshot, req *Request) ChannelReply {
 	if !ok {
 		return appNotFound(req.AppID)
 	}
-	ch := resolveOwn(snap, req.AppID, req.Platform, requestedChannel(snap, req, req.DeviceID))
+	ch := resolveOwn(snap, req.AppID, req.Platform, requestedChannel(snap, req.AppID, req.DeviceID, req.DefaultChannel, req.PluginVersion))
 	if ch == nil {
 		return channelError(CodeNoChannel, "no channel serves this device")
 	}

@@ -59,7 +59,7 @@ func Decide(req *Request, snap *release.Snapshot, opts Options) Answer {
 	deviceID := strings.ToLower(req.DeviceID)
 
 	// 2. Channel.
-	ch, viaOverride := resolve(snap, req.AppID, deviceID, req.Platform, requestedChannel(snap, req, deviceID))
+	ch, viaOverride := resolve(snap, req.AppID, deviceID, req.Platform, requestedChannel(snap, req.AppID, deviceID, req.DefaultChannel, req.PluginVersion))
 	if ch == nil {
 		return failNoChannel.answer("", "")
 	}
@@ -201,13 +201,13 @@ func validSessionKey(k string) bool {
 // requestedChannel is the channel the device asks for: the one it sends,
 // or, for plugins that keep no channel themselves, the choice the server
 // stored for it at setChannel.
-func requestedChannel(snap *release.Snapshot, req *Request, deviceID string) string {
-	if snap.HasChoices(req.AppID) && !KeepsChannel(req.PluginVersion) {
-		if c, ok := snap.Choice(req.AppID, deviceID); ok {
+func requestedChannel(snap *release.Snapshot, appID, deviceID, defaultChannel, pluginVersion string) string {
+	if snap.HasChoices(appID) && !KeepsChannel(pluginVersion) {
+		if c, ok := snap.Choice(appID, deviceID); ok {
 			return c
 		}
 	}
-	return req.DefaultChannel
+	return defaultChannel
 }
 
 // keyIDMismatch: both set and neither a prefix of the other (older plugins
@@ -250,8 +250,7 @@ func ResolveChannel(snap *release.Snapshot, appID, deviceID, platform, defaultCh
 	}
 	platform = strings.ToLower(platform)
 	deviceID = strings.ToLower(deviceID)
-	req := Request{AppID: appID, DefaultChannel: defaultChannel, PluginVersion: pluginVersion}
-	ch, viaOverride := resolve(snap, appID, deviceID, platform, requestedChannel(snap, &req, deviceID))
+	ch, viaOverride := resolve(snap, appID, deviceID, platform, requestedChannel(snap, appID, deviceID, defaultChannel, pluginVersion))
 	switch {
 	case ch == nil:
 		return nil, CodeNoChannel
