@@ -35,7 +35,6 @@ func ovrKey(app, dev string) string    { return kindOverride + "." + enc(app) + 
 func tokenKey(hashHex string) string   { return kindToken + "." + hashHex }
 func chanSeqKey(app string) string     { return kindChanSeq + "." + enc(app) }
 
-
 // parsedKey is a decoded KV key.
 type parsedKey struct {
 	kind string
