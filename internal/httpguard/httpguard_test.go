@@ -120,16 +120,18 @@ func TestUploadDeadlineGrowsWithSize(t *testing.T) {
 }
 
 // A download lasts as long as bytes flow; a reader that stops loses the
-// connection once one chunk waits longer than WriteIdle.
+// connection once one chunk waits longer than WriteIdle. The idle bound is
+// a second so a loaded CI machine's scheduling pauses do not cut the
+// steady reader.
 func TestRollingWriteDeadline(t *testing.T) {
 	const size = 8 << 20
 	payload := strings.Repeat("x", size)
-	addr, _ := serve(t, 0, Policy{Read: time.Second, WriteIdle: 300 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	addr, _ := serve(t, 0, Policy{Read: time.Second, WriteIdle: time.Second}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Length", fmt.Sprint(size))
 		_, _ = io.WriteString(w, payload)
 	}))
 
-	// Slow but steady: 8 MiB in about 1.5 s, well beyond 300 ms in total.
+	// Slow but steady: 8 MiB in about 1.5 s, beyond WriteIdle in total.
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +169,7 @@ func TestRollingWriteDeadline(t *testing.T) {
 		_ = tc.SetReadBuffer(64 << 10)
 	}
 	fmt.Fprint(c2, "GET /bundle HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(time.Second)
+	time.Sleep(3 * time.Second)
 	_ = c2.SetReadDeadline(time.Now().Add(5 * time.Second))
 	n, _ := io.Copy(io.Discard, c2)
 	if n >= size {

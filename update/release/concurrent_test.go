@@ -150,7 +150,7 @@ func checkInvariants(t *testing.T, s *Store, snap *Snapshot) {
 		}
 	}
 	// Every zip belongs to a bundle.
-	list, err := s.obs.List(ctx)
+	list, err := s.listObjects(ctx)
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return
 	}

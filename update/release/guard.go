@@ -372,7 +372,7 @@ func (s *Store) sweepApp(ctx context.Context, app string, appSeq uint64) (bool, 
 // deleteAppObjects removes an app's zips (object names start with the
 // app's encoded id) stored no later than before.
 func (s *Store) deleteAppObjects(ctx context.Context, app string, before time.Time) error {
-	list, err := s.obs.List(ctx)
+	list, err := s.listObjects(ctx)
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return nil
 	}
@@ -389,6 +389,24 @@ func (s *Store) deleteAppObjects(ctx context.Context, app string, before time.Ti
 		}
 	}
 	return nil
+}
+
+// listObjectsTimeout bounds one listing of the object store: nats.go's
+// List can wait forever for the end of its listing while objects are
+// being written at the same moment.
+const listObjectsTimeout = 5 * time.Second
+
+// listObjects lists the bundle objects, retrying a listing that stalls.
+func (s *Store) listObjects(ctx context.Context) (list []*jetstream.ObjectInfo, err error) {
+	for range 3 {
+		lctx, cancel := context.WithTimeout(ctx, listObjectsTimeout)
+		list, err = s.obs.List(lctx)
+		cancel()
+		if err == nil || errors.Is(err, jetstream.ErrNoObjectsFound) || ctx.Err() != nil {
+			return list, err
+		}
+	}
+	return list, err
 }
 
 // repair runs once the first snapshot is loaded: it finishes app deletes
@@ -442,7 +460,7 @@ func (s *Store) repair(ctx context.Context) {
 // removeOrphanObjects deletes zips older than orphanAge that no bundle in
 // the snapshot refers to.
 func (s *Store) removeOrphanObjects(ctx context.Context) {
-	list, err := s.obs.List(ctx)
+	list, err := s.listObjects(ctx)
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrNoObjectsFound) && ctx.Err() == nil {
 			s.log.Warn("release repair: list bundle objects", "err", err)
