@@ -39,10 +39,13 @@ func (s *Store) CreateApp(ctx context.Context, a App) error {
 		if e.live {
 			return 0, ErrExists
 		}
-		if ok, _, err := s.sweepApp(ctx, a.ID, e.seq); err != nil {
-			return 0, err
-		} else if !ok {
-			return 0, errConflict
+		// Only an app that existed can have left keys behind.
+		if e.seq != 0 {
+			if ok, _, err := s.sweepApp(ctx, a.ID, e.seq); err != nil {
+				return 0, err
+			} else if !ok {
+				return 0, errConflict
+			}
 		}
 		return s.commit(ctx, []*nats.Msg{expect(s.putMsg(appKey(a.ID), data), e.seq)})
 	})

@@ -66,6 +66,8 @@ const (
 	hdrExpectSeq   = "Nats-Expected-Last-Subject-Sequence"
 	hdrExpectSubj  = "Nats-Expected-Last-Subject-Sequence-Subject"
 	hdrKVOperation = "KV-Operation"
+	// hdrWriteID names the write a message was part of.
+	hdrWriteID = "Capstan-Write-Id"
 )
 
 // openBucket opens the release bucket with atomic batch publishing on.
@@ -115,12 +117,30 @@ type lastEntry struct {
 	live bool
 	data []byte
 	time time.Time // when it was written
+	// writeID is the id of the write that stored it, if Capstan's.
+	writeID string
 }
 
 // last reads a key's newest message: the revision a write that creates
 // or replaces it must expect.
 func (s *Store) last(ctx context.Context, key string) (lastEntry, error) {
-	m, err := s.stream.GetLastMsgForSubject(ctx, s.subjPrefix+key)
+	var m *jetstream.RawStreamMsg
+	var err error
+	// A read is safe to repeat: one that goes unanswered (sent to a node
+	// that just died) is asked again rather than waited out.
+	for {
+		actx, cancel := context.WithTimeout(ctx, readAttempt)
+		m, err = s.stream.GetLastMsgForSubject(actx, s.subjPrefix+key)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrNoResponders) {
+			break
+		}
+		// No responders comes back at once while the stream has no leader.
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return lastEntry{}, nil
 	}
@@ -128,7 +148,7 @@ func (s *Store) last(ctx context.Context, key string) (lastEntry, error) {
 		return lastEntry{}, fmt.Errorf("read %s: %w", key, err)
 	}
 	live := m.Header.Get(hdrKVOperation) == "" && m.Header.Get(jetstream.MarkerReasonHeader) == ""
-	return lastEntry{seq: m.Sequence, live: live, data: m.Data, time: m.Time}, nil
+	return lastEntry{seq: m.Sequence, live: live, data: m.Data, time: m.Time, writeID: m.Header.Get(hdrWriteID)}, nil
 }
 
 func (s *Store) putMsg(key string, data []byte) *nats.Msg {
@@ -191,9 +211,59 @@ func replyErr(data []byte) (uint64, error) {
 // expectation and stores all of them, or none. It returns the revision of
 // the last message; errConflict when an expectation failed.
 func (s *Store) commit(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
+	if len(msgs) == 0 {
+		return 0, errors.New("publish batch: empty")
+	}
+	// Every message carries the write's id, so a write whose answer was
+	// lost (its stream leader died in between) can be told apart from one
+	// that never landed by reading its last key back.
+	id := nuid.Next()
+	for _, m := range msgs {
+		m.Header.Set(hdrWriteID, id)
+	}
+	backoff := 20 * time.Millisecond
+	for {
+		seq, err := s.commitOnce(ctx, msgs)
+		if !errors.Is(err, errNoAnswer) || ctx.Err() != nil {
+			return seq, err
+		}
+		select { // no responders comes back at once while a leader is elected
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return 0, err
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+		last := msgs[len(msgs)-1].Subject
+		e, rerr := s.last(ctx, strings.TrimPrefix(last, s.subjPrefix))
+		if rerr != nil {
+			return 0, fmt.Errorf("%w; reading it back: %w", err, rerr)
+		}
+		if e.writeID == id {
+			return e.seq, nil
+		}
+		// Not stored: its expectations still hold or fail as before.
+		s.log.Debug("release write unanswered and not stored; sending again", "subject", last)
+	}
+}
+
+// commitAttempt bounds the wait for one answer of a write.
+const commitAttempt = 2 * time.Second
+
+// commitOnce sends msgs once; errNoAnswer when an answer did not come.
+func (s *Store) commitOnce(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
 	nc := s.js.Conn()
+	request := func(m *nats.Msg) (*nats.Msg, error) {
+		rctx, cancel := context.WithTimeout(ctx, commitAttempt)
+		defer cancel()
+		r, err := nc.RequestMsgWithContext(rctx, m)
+		if err != nil && ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders)) {
+			err = fmt.Errorf("%w: %w", errNoAnswer, err)
+		}
+		return r, err
+	}
 	if len(msgs) == 1 {
-		r, err := nc.RequestMsgWithContext(ctx, msgs[0])
+		msgs[0].Header.Del(hdrBatchID)
+		r, err := request(msgs[0])
 		if err != nil {
 			return 0, fmt.Errorf("publish %s: %w", msgs[0].Subject, err)
 		}
@@ -206,7 +276,7 @@ func (s *Store) commit(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
 		if i == len(msgs)-1 {
 			m.Header.Set(hdrBatchCommit, "1")
 		}
-		r, err := nc.RequestMsgWithContext(ctx, m)
+		r, err := request(m)
 		if err != nil {
 			return 0, fmt.Errorf("publish batch %s: %w", m.Subject, err)
 		}
@@ -390,6 +460,11 @@ func (s *Store) deleteAppObjects(ctx context.Context, app string, before time.Ti
 	}
 	return nil
 }
+
+// readAttempt bounds one attempt of a release-bucket read that is safe
+// to repeat. Well above a healthy read's milliseconds, it keeps a stream
+// leader's loss from costing a write more than about this much.
+const readAttempt = time.Second
 
 // listObjectsTimeout bounds one listing of the object store: nats.go's
 // List can wait forever for the end of its listing while objects are

@@ -97,27 +97,55 @@ func (s *Store) deleteKeys(ctx context.Context, keys []string, lastRev uint64) (
 }
 
 // listKeys returns the live keys matching NATS subject filters relative
-// to the bucket (e.g. "chan.<app>.*").
+// to the bucket (e.g. "chan.<app>.*"). A listing that makes no progress
+// for readAttempt (its consumer asked of a stream leader that just died)
+// is started again while ctx allows.
 func (s *Store) listKeys(ctx context.Context, filters ...string) ([]string, error) {
-	kl, err := s.kv.ListKeysFiltered(ctx, append([]string(nil), filters...)...)
+	for {
+		keys, err := s.listKeysOnce(ctx, filters)
+		if err == nil || ctx.Err() != nil || !errors.Is(err, errNoAnswer) {
+			return keys, err
+		}
+		s.log.Debug("release store: key listing stalled; listing again", "filters", filters)
+	}
+}
+
+// errNoAnswer marks a read that made no progress for readAttempt.
+var errNoAnswer = errors.New("no answer from the release bucket")
+
+func (s *Store) listKeysOnce(ctx context.Context, filters []string) ([]string, error) {
+	lctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	idle := time.AfterFunc(readAttempt, func() { cancel(errNoAnswer) })
+	defer idle.Stop()
+	kl, err := s.kv.ListKeysFiltered(lctx, append([]string(nil), filters...)...)
 	if err != nil {
+		if context.Cause(lctx) == errNoAnswer || errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = errNoAnswer
+		}
 		return nil, fmt.Errorf("list keys %v: %w", filters, err)
 	}
-	defer func() { _ = kl.Stop() }()
+	defer stopWatch(kl)
 	var keys []string
 	seen := map[string]bool{}
 	for {
 		select {
 		case k, ok := <-kl.Keys():
+			// The lister also ends its channel when lctx ends: only an
+			// end with lctx live is the whole listing.
+			if lctx.Err() != nil {
+				return nil, fmt.Errorf("list keys %v: %w", filters, context.Cause(lctx))
+			}
 			if !ok {
 				return keys, nil
 			}
+			idle.Reset(readAttempt)
 			if !seen[k] {
 				seen[k] = true
 				keys = append(keys, k)
 			}
-		case <-ctx.Done():
-			return nil, fmt.Errorf("list keys %v: %w", filters, ctx.Err())
+		case <-lctx.Done():
+			return nil, fmt.Errorf("list keys %v: %w", filters, context.Cause(lctx))
 		}
 	}
 }
