@@ -86,6 +86,12 @@ type Store struct {
 	// reconnected reports the connection coming back, so the watch is
 	// re-established at once instead of after missed heartbeats.
 	reconnected chan nats.Status
+	// stalled asks the watch to resume from the applied revision: a
+	// write is acknowledged but the watch, whose consumer lived on a node
+	// that died, has not delivered it (nats.go would notice only after
+	// missed heartbeats, seconds later).
+	stalled    chan struct{}
+	lastResume atomic.Int64 // unix nanoseconds
 
 	watchMu sync.Mutex
 	watcher jetstream.KeyWatcher // current watch, for tests
@@ -170,6 +176,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 		ready:      make(chan struct{}),
 		changed:    make(chan struct{}),
 		done:       make(chan struct{}),
+		stalled:    make(chan struct{}, 1),
 		fetching:   map[string]*bundleFetch{},
 	}
 	s.reconnected = js.Conn().StatusChanged(nats.CONNECTED)
@@ -293,6 +300,8 @@ func (s *Store) waitApplied(ctx context.Context, rev uint64) {
 	// Watch and connection state have no channel; look at them this often.
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	stall := time.NewTimer(watchStallAfter)
+	defer stall.Stop()
 	for {
 		s.mu.Lock()
 		ch := s.changed
@@ -310,9 +319,30 @@ func (s *Store) waitApplied(ctx context.Context, rev uint64) {
 		case <-tick.C:
 		case <-ctx.Done():
 			return
+		case <-stall.C:
+			s.nudgeWatch()
+			stall.Reset(watchStallAfter)
 		case <-t.C:
 			s.log.Warn("release write not yet visible in local snapshot", "revision", rev, "applied", s.applied.Load())
 			return
 		}
+	}
+}
+
+// watchStallAfter is how long an acknowledged write may stay missing
+// from the snapshot before the watch is resumed; a healthy watch shows a
+// write in milliseconds, a big batch in at most batchMax.
+const watchStallAfter = 2 * batchMax
+
+// nudgeWatch asks the watch to resume, at most once per watchStallAfter.
+func (s *Store) nudgeWatch() {
+	now := time.Now().UnixNano()
+	last := s.lastResume.Load()
+	if now-last < int64(watchStallAfter) || !s.lastResume.CompareAndSwap(last, now) {
+		return
+	}
+	select {
+	case s.stalled <- struct{}{}:
+	default:
 	}
 }

@@ -29,6 +29,7 @@ const (
 var (
 	errWatchClosed = errors.New("release watch closed")
 	errReconnected = errors.New("nats reconnected")
+	errStalled     = errors.New("release watch stalled")
 )
 
 // watchLoop mirrors the bucket until ctx ends, re-establishing the watch
@@ -38,6 +39,10 @@ func (s *Store) watchLoop(ctx context.Context) {
 	backoff := watchBackoffMin
 	for {
 		loaded, err := s.watchOnce(ctx)
+		for loaded && errors.Is(err, errStalled) {
+			s.log.Info("release watch stalled; resuming", "revision", s.applied.Load())
+			err = s.resume(ctx)
+		}
 		s.watching.Store(false)
 		if ctx.Err() != nil {
 			return
@@ -47,6 +52,10 @@ func (s *Store) watchLoop(ctx context.Context) {
 		}
 		if errors.Is(err, errReconnected) {
 			s.log.Info("nats reconnected; reloading release snapshot")
+			continue
+		}
+		if errors.Is(err, errStalled) {
+			s.log.Info("release snapshot load stalled; loading again")
 			continue
 		}
 		s.log.Warn("release watch ended; re-establishing", "err", err, "backoff", backoff)
@@ -68,11 +77,11 @@ func (s *Store) watchOnce(ctx context.Context) (loaded bool, err error) {
 	for len(s.reconnected) > 0 {
 		<-s.reconnected
 	}
-	w, err := s.kv.WatchAll(ctx)
+	w, stop, err := s.watchAll(ctx)
 	if err != nil {
 		return false, fmt.Errorf("watch bucket %s: %w", s.opts.Bucket, err)
 	}
-	defer func() { _ = w.Stop() }()
+	defer func() { stopWatch(w); stop() }()
 	s.watchMu.Lock()
 	s.watcher = w
 	s.watchMu.Unlock()
@@ -91,6 +100,8 @@ initial:
 			return false, ctx.Err()
 		case <-s.reconnected:
 			return false, errReconnected
+		case <-s.stalled:
+			return false, errStalled
 		case e, ok := <-updates:
 			if !ok {
 				return false, errWatchClosed
@@ -114,18 +125,90 @@ initial:
 	s.log.Info("release snapshot loaded", "keys", n, "overrides", s.Snapshot().OverrideCount(), "took", time.Since(start))
 	s.loaded.Store(true)
 	s.once.Do(func() { close(s.ready) })
+	return true, s.follow(ctx, updates)
+}
 
+// resume follows the bucket from the revision after the snapshot's, on a
+// new watch, without reloading what the snapshot has.
+func (s *Store) resume(ctx context.Context) error {
+	for len(s.stalled) > 0 {
+		<-s.stalled
+	}
+	w, stop, err := s.watchAll(ctx, jetstream.ResumeFromRevision(s.applied.Load()+1))
+	if err != nil {
+		return fmt.Errorf("resume watch of bucket %s: %w", s.opts.Bucket, err)
+	}
+	defer func() { stopWatch(w); stop() }()
+	s.watchMu.Lock()
+	s.watcher = w
+	s.watchMu.Unlock()
+	return s.follow(ctx, w.Updates())
+}
+
+// watchCreateAttempt bounds the creation of a watch's consumer: asked of
+// a stream leader that just died, it goes unanswered, and asking again
+// at once beats nats.go's default wait of 5 s.
+const watchCreateAttempt = 2 * time.Second
+
+// watchAll starts a watch of the whole bucket; stop calls both the
+// watch's Stop and the cancel it returns. A creation not answered within
+// watchCreateAttempt is abandoned (nats.go ends a watch with the context
+// it was created with, so the context cannot simply carry a deadline).
+func (s *Store) watchAll(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, context.CancelFunc, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	type result struct {
+		w   jetstream.KeyWatcher
+		err error
+	}
+	// Some of nats.go's requests on the way ignore the context; waiting in
+	// a goroutine bounds the creation whatever it does.
+	res := make(chan result, 1)
+	go func() {
+		w, err := s.kv.WatchAll(wctx, opts...)
+		res <- result{w, err}
+	}()
+	t := time.NewTimer(watchCreateAttempt)
+	defer t.Stop()
+	select {
+	case r := <-res:
+		if r.err != nil {
+			cancel()
+			return nil, nil, r.err
+		}
+		return r.w, cancel, nil
+	case <-t.C:
+		cancel()
+		go func() {
+			if r := <-res; r.err == nil {
+				stopWatch(r.w)
+			}
+		}()
+		return nil, nil, fmt.Errorf("%w within %s", errNoAnswer, watchCreateAttempt)
+	}
+}
+
+// stopWatch stops a watch without waiting: nats.go deletes its consumer
+// with a request that, when the consumer's node just died, goes
+// unanswered for seconds.
+func stopWatch(w interface{ Stop() error }) {
+	go func() { _ = w.Stop() }()
+}
+
+// follow applies live changes in batches until the watch ends.
+func (s *Store) follow(ctx context.Context, updates <-chan jetstream.KeyValueEntry) error {
 	lastBuild := time.Duration(0)
 	for {
 		var e jetstream.KeyValueEntry
 		select {
 		case <-ctx.Done():
-			return true, ctx.Err()
+			return ctx.Err()
 		case <-s.reconnected:
-			return true, errReconnected
+			return errReconnected
+		case <-s.stalled:
+			return errStalled
 		case e2, ok := <-updates:
 			if !ok {
-				return true, errWatchClosed
+				return errWatchClosed
 			}
 			e = e2
 		}
@@ -177,7 +260,7 @@ initial:
 		s.publish(b.Build(), rev)
 		lastBuild = time.Since(t0)
 		if closed {
-			return true, errWatchClosed
+			return errWatchClosed
 		}
 	}
 }
