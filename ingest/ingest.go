@@ -140,6 +140,8 @@ type reqState struct {
 	data  []byte
 	reply []byte
 	idx   []int // item index of each published message
+	// pending lists the messages a resend sends again.
+	pending []int
 }
 
 type labelCount struct {
@@ -367,15 +369,31 @@ func (h *Handler) publish(ctx context.Context, st *reqState, snap *release.Snaps
 		h.pub.unsent(b, len(st.idx), sendErr)
 	}
 	timer := time.NewTimer(time.Until(deadline))
+	resend := time.NewTimer(resendAfter)
 	var waitErr error
-	select {
-	case <-b.done:
-	case <-timer.C:
-		waitErr = jetstream.ErrAsyncPublishTimeout
-	case <-ctx.Done():
-		waitErr = ctx.Err()
+wait:
+	for resends := 0; ; {
+		select {
+		case <-b.done:
+			break wait
+		case <-timer.C:
+			waitErr = jetstream.ErrAsyncPublishTimeout
+			break wait
+		case <-ctx.Done():
+			waitErr = ctx.Err()
+			break wait
+		case <-resend.C:
+			// Unanswered after resendAfter: most likely sent to a stream
+			// leader that died. The same Nats-Msg-Id makes a second copy
+			// harmless, and the new leader answers it.
+			h.resend(st, b, items)
+			if resends++; resends < maxResends {
+				resend.Reset(resendAfter)
+			}
+		}
 	}
 	timer.Stop()
+	resend.Stop()
 	h.pub.end(b)
 	failed := 0
 	for k, a := range b.acks {
@@ -401,6 +419,38 @@ func (h *Handler) publish(ctx context.Context, st *reqState, snap *release.Snaps
 		return errUnavailable
 	}
 	return nil
+}
+
+const (
+	// resendAfter is how long an unanswered event waits before it is sent
+	// again; a healthy stream answers in milliseconds.
+	resendAfter = time.Second
+	maxResends  = 3
+)
+
+// resend publishes again the events of b still without an answer.
+func (h *Handler) resend(st *reqState, b *batch, items []item) {
+	st.pending = h.pub.pending(b, st.pending[:0])
+	if len(st.pending) == 0 {
+		return
+	}
+	msg := &st.msg
+	msg.Header = st.hdr
+	idv := st.hdr[jetstream.MsgIDHeader]
+	for _, k := range st.pending {
+		ev := &items[st.idx[k]].ev
+		msg.Subject = schema.EventSubject(ev.AppID)
+		st.reply = h.pub.replySubject(st.reply[:0], b, k)
+		msg.Reply = string(st.reply)
+		st.data, st.keys = appendEvent(st.data[:0], ev, st.keys)
+		msg.Data = st.data
+		idv[0] = ev.ID
+		if err := h.pub.nc.PublishMsg(msg); err != nil {
+			break
+		}
+	}
+	msg.Data, msg.Reply, idv[0] = nil, "", ""
+	h.m.resent.Add(float64(len(st.pending)))
 }
 
 // add counts one stored event under its bounded labels.

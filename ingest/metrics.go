@@ -13,6 +13,7 @@ type metrics struct {
 	requests      *prometheus.CounterVec // code
 	duration      prometheus.Histogram
 	publishErrors prometheus.Counter
+	resent        prometheus.Counter
 	codes         map[int]prometheus.Counter
 }
 
@@ -39,6 +40,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "capstan_stats_publish_errors_total",
 			Help: "Events JetStream did not acknowledge (unreachable, stream full, timeout); their request was answered 429.",
 		}),
+		resent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "capstan_stats_publish_resent_total",
+			Help: "Events sent to JetStream again because their acknowledgement did not come within a second (a stream leader lost); the same Nats-Msg-Id keeps them from being stored twice.",
+		}),
 		codes: map[int]prometheus.Counter{},
 	}
 	m.events = register(reg, m.events)
@@ -46,6 +51,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.requests = register(reg, m.requests)
 	m.duration = register(reg, m.duration)
 	m.publishErrors = register(reg, m.publishErrors)
+	m.resent = register(reg, m.resent)
 	// Series exist from the start, so rate() and alerts see zeros.
 	for _, r := range rejectReasons {
 		m.rejected.WithLabelValues(r)

@@ -156,6 +156,18 @@ func (p *publisher) unsent(b *batch, k int, err error) {
 	}
 }
 
+// pending appends to dst the indexes of b's messages still unanswered.
+func (p *publisher) pending(b *batch, dst []int) []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, a := range b.acks {
+		if a == ackPending {
+			dst = append(dst, k)
+		}
+	}
+	return dst
+}
+
 // end unregisters b; late acks for it are dropped. After end, b.acks and
 // b.err are the request's alone.
 func (p *publisher) end(b *batch) {
