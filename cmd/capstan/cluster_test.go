@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,11 +20,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/capstan-io/capstan/bus"
 	"github.com/capstan-io/capstan/schema"
+	"github.com/capstan-io/capstan/schema/chtest"
 	"github.com/capstan-io/capstan/update/admin"
 	"github.com/capstan-io/capstan/update/bundlezip"
 )
@@ -291,14 +290,15 @@ func randomHex(n int) string {
 }
 
 // TestClusterFailover runs fronts against a 3-node JetStream cluster with
-// --replicas 3. Two fronts and a consumer's stream set-up start at the same
+// --replicas 3. Two fronts and a consumer start at the same
 // moment on the fresh cluster and all succeed. Then the events stream's
 // leader is killed mid-ingest, the release bucket's leader during admin
 // writes and the dead-letter stream's leader, each node restarted after;
-// fronts start and restart while a node is down. Update checks are
-// answered from memory throughout, admin writes fail only with 503, and
-// every acknowledged event is in the stream exactly once. The seconds
-// without acceptance per leader loss are logged.
+// fronts start and restart while a node is down, and `capstan consume`
+// inserts into a real ClickHouse throughout. Update checks are answered
+// from memory, admin writes fail only with 503, and every acknowledged
+// event is in ClickHouse and its rollup exactly once. The seconds without
+// acceptance per leader loss are logged.
 func TestClusterFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 3-node NATS cluster")
@@ -307,8 +307,10 @@ func TestClusterFailover(t *testing.T) {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
+	chSrv := chtest.StartServer(t)
+	const chDB = "capstan_cluster"
 	began := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 85*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	cl := startCluster(t, 3)
 
@@ -322,23 +324,28 @@ func TestClusterFailover(t *testing.T) {
 	// leader yet: two fronts and a consumer's stream set-up.
 	fa := launchFront(t, frontArgs(freeAddr(t), dirA)...)
 	fb := launchFront(t, frontArgs(freeAddr(t), t.TempDir())...)
+	// The consumer is `capstan consume` into a real ClickHouse, started
+	// with the fronts and left running through every kill.
+	consumeCtx, stopConsume := context.WithCancel(ctx)
+	defer stopConsume()
 	consumeErr := make(chan error, 1)
+	consumeMetrics := freeAddr(t)
 	go func() {
-		b, err := bus.Open(ctx, bus.Config{URL: cl.urls, Name: "cluster-test-consume"})
-		if err != nil {
-			consumeErr <- err
-			return
-		}
-		defer b.Close()
-		l := schema.DefaultStreamLimits()
-		l.Replicas = 3
-		consumeErr <- ensureConsumeStreams(ctx, b.JetStream, l, slog.New(slog.DiscardHandler))
+		consumeErr <- runConsume(consumeCtx, []string{"--nats-url", cl.urls, "--replicas", "3",
+			"--clickhouse-url", chSrv.DSN(chDB), "--batch-linger", "100ms",
+			"--metrics-listen", consumeMetrics, "--log-level", "error"})
 	}()
 	fa.waitReady(t, 60*time.Second)
 	fb.waitReady(t, 30*time.Second)
-	if err := <-consumeErr; err != nil {
-		t.Fatalf("consumer stream set-up: %v", err)
-	}
+	waitUntil(t, "consumer ready", func() bool {
+		select {
+		case err := <-consumeErr:
+			t.Fatalf("capstan consume exited: %v", err)
+		default:
+		}
+		code, _ := get(t, "http://"+consumeMetrics+"/readyz")
+		return code == http.StatusOK
+	})
 	t.Logf("two fronts and a consumer set-up started together on a fresh cluster in %s", time.Since(began).Round(time.Millisecond))
 
 	tb, err := bus.Open(ctx, bus.Config{URL: cl.urls, Name: "cluster-test"})
@@ -582,6 +589,8 @@ func TestClusterFailover(t *testing.T) {
 	fronts = []string{fb.addr, fc.addr}
 	frontsMu.Unlock()
 	t.Logf("restarting front A %s at %s", fa.addr, time.Now().Format("15:04:05.000"))
+	time.Sleep(500 * time.Millisecond) // requests already sent to A finish
+	hc.CloseIdleConnections()
 	fa.stop(t)
 	fa = launchFront(t, fa.args...)
 	fa.waitReady(t, 20*time.Second)
@@ -602,52 +611,43 @@ func TestClusterFailover(t *testing.T) {
 	}
 	t.Logf("update checks: %d, all answered; ingest refusals %v; admin refusals %v", checks.Load(), ingestOut.refused, adminOut.refused)
 
-	// Every acknowledged event is in the stream once: the work queue holds
-	// exactly the acknowledged events, and a consumer gets each id once.
+	// Every acknowledged event reached ClickHouse once: the work queue
+	// drains, the table holds exactly the acknowledged ids (redelivered
+	// copies collapse) and the rollup counts each once.
 	want := acked.Load()
-	cl.waitCurrent(ctx, js, schema.EventsStream, 3)
 	s, err := js.Stream(ctx, schema.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := int64(s.CachedInfo().State.Msgs); got != want {
-		t.Errorf("events stream holds %d events, %d were acknowledged", got, want)
-	}
-	cons, err := s.CreateOrUpdateConsumer(ctx, schema.ConsumerConfig(30*time.Second, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := map[string]uint64{}
-	dups := 0
-	for int64(len(ids)) < want && ctx.Err() == nil {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+	conn := chSrv.Conn(t, chDB)
+	var stored, distinct, rolled uint64
+	drained := time.Now()
+	for {
+		info, err := s.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			md, err := m.Metadata()
-			if err != nil {
-				t.Fatal(err)
-			}
-			id := m.Headers().Get(nats.MsgIdHdr)
-			if seq, seen := ids[id]; seen && seq != md.Sequence.Stream {
-				dups++
-			}
-			ids[id] = md.Sequence.Stream
-			_ = m.Ack()
+		if err := conn.QueryRow(ctx, "SELECT count(), uniqExact(event_id) FROM capstan_events FINAL WHERE app_id = ?", app).Scan(&stored, &distinct); err != nil {
+			t.Fatal(err)
 		}
-		if n == 0 && batch.Error() != nil && !errors.Is(batch.Error(), nats.ErrTimeout) {
-			t.Fatalf("fetch: %v", batch.Error())
+		if err := conn.QueryRow(ctx, "SELECT uniqExactMerge(events) FROM capstan_rollup_minute WHERE app_id = ?", app).Scan(&rolled); err != nil {
+			t.Fatal(err)
 		}
-		if n == 0 {
+		if info.State.Msgs == 0 && int64(distinct) >= want && int64(rolled) >= want {
 			break
 		}
+		if ctx.Err() != nil || time.Since(drained) > 30*time.Second {
+			t.Fatalf("not drained: stream holds %d, ClickHouse %d distinct of %d acknowledged, rollup %d", info.State.Msgs, distinct, want, rolled)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	if int64(len(ids)) != want || dups > 0 {
-		t.Errorf("consumer got %d distinct event ids (%d stored twice); %d events were acknowledged", len(ids), dups, want)
+	if int64(stored) != want || int64(distinct) != want || int64(rolled) != want {
+		t.Errorf("acknowledged %d events; ClickHouse holds %d rows (%d distinct ids), rollup counts %d", want, stored, distinct, rolled)
 	}
-	t.Logf("acknowledged events %d, delivered distinct %d; seconds without acceptance: events %.2f, admin %.2f, dead-letter %.2f; total %s",
-		want, len(ids), gapEvents.Seconds(), gapAdmin.Seconds(), gapDLQ.Seconds(), time.Since(began).Round(time.Millisecond))
+	stopConsume()
+	if err := <-consumeErr; err != nil {
+		t.Errorf("capstan consume: %v", err)
+	}
+	t.Logf("acknowledged events %d, in ClickHouse %d (distinct %d), rollup %d; seconds without acceptance: events %.2f, admin %.2f, dead-letter %.2f; total %s",
+		want, stored, distinct, rolled, gapEvents.Seconds(), gapAdmin.Seconds(), gapDLQ.Seconds(), time.Since(began).Round(time.Millisecond))
 }
