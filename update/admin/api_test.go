@@ -14,6 +14,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -517,7 +518,7 @@ func TestChannels(t *testing.T) {
 	}
 	want := release.NewChannel(app, "production")
 	want.Bundle, want.Public, want.ID, want.UpdatedAt = "1.0.0", true, c.ID, c.UpdatedAt
-	if c != want || c.ID == 0 || c.UpdatedAt.IsZero() {
+	if !reflect.DeepEqual(c, want) || c.ID == 0 || c.UpdatedAt.IsZero() {
 		t.Fatalf("created %+v\nwant %+v", c, want)
 	}
 	// Partial update keeps the rest.

@@ -113,6 +113,28 @@ type Channel struct {
 	// RolloutBundle is given to RolloutPercent percent of devices (0–100).
 	RolloutBundle  string  `json:"rollout_bundle,omitempty"`
 	RolloutPercent float64 `json:"rollout_percent,omitempty"`
+	// RolloutState is "" (running) or RolloutPaused. A paused rollout
+	// adds no devices; those already on the rollout bundle keep it.
+	RolloutState     string    `json:"rollout_state,omitempty"`
+	RolloutStartedAt time.Time `json:"rollout_started_at,omitzero"`
+	// RolloutPlan, when set, is the rollout's steps; RolloutStep indexes
+	// the current one, started at RolloutStepStartedAt. Passing the last
+	// step promotes the rollout bundle.
+	RolloutPlan          []RolloutStep `json:"rollout_plan,omitempty"`
+	RolloutStep          int           `json:"rollout_step,omitempty"`
+	RolloutStepStartedAt time.Time     `json:"rollout_step_started_at,omitzero"`
+	// RolloutResumedAt is the last resume: the health gate counts only
+	// what devices reported since.
+	RolloutResumedAt time.Time `json:"rollout_resumed_at,omitzero"`
+	// Who paused the rollout and why (a token's name or "guard").
+	RolloutPausedAt    time.Time `json:"rollout_paused_at,omitzero"`
+	RolloutPausedBy    string    `json:"rollout_paused_by,omitempty"`
+	RolloutPauseReason string    `json:"rollout_pause_reason,omitempty"`
+	// Guard overrides the health gate's defaults for this channel.
+	Guard *GuardSettings `json:"guard,omitempty"`
+	// GuardActedAt is when the guard last paused or aborted a rollout of
+	// this channel; it waits a cooldown before acting on it again.
+	GuardActedAt time.Time `json:"guard_acted_at,omitzero"`
 
 	Public       bool `json:"public"`
 	AllowSelfSet bool `json:"allow_self_set"`
@@ -132,6 +154,48 @@ type Channel struct {
 	AllowDevice   bool `json:"allow_device"`
 
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// RolloutPaused is the RolloutState of a paused rollout.
+const RolloutPaused = "paused"
+
+// RolloutStep is one step of a progressive rollout plan.
+type RolloutStep struct {
+	// Percent of devices given the rollout bundle during the step.
+	Percent float64 `json:"percent"`
+	// BakeSeconds is how long the step runs before the next may start.
+	BakeSeconds int64 `json:"bake_seconds"`
+	// MinInstalls is the fewest installs of the rollout bundle by
+	// production devices during the step before it may end.
+	MinInstalls int64 `json:"min_installs,omitempty"`
+}
+
+// Guard actions.
+const (
+	GuardPause = "pause"
+	GuardAbort = "abort"
+)
+
+// GuardSettings are a channel's overrides of the health gate's defaults;
+// a nil field keeps the default.
+type GuardSettings struct {
+	// Disabled turns the guard off for the channel.
+	Disabled bool `json:"disabled,omitempty"`
+	// Action is GuardPause (default) or GuardAbort.
+	Action string `json:"action,omitempty"`
+	// MaxFailureRate is the absolute failure rate the rollout's lower
+	// bound must stay under (0–1).
+	MaxFailureRate *float64 `json:"max_failure_rate,omitempty"`
+	// Confidence of the Wilson bounds (0.5–0.9999).
+	Confidence *float64 `json:"confidence,omitempty"`
+	// MinDevices and MinFailures: below either, the gate decides nothing.
+	MinDevices  *int64 `json:"min_devices,omitempty"`
+	MinFailures *int64 `json:"min_failures,omitempty"`
+	// WindowSeconds is the sliding window counted.
+	WindowSeconds *int64 `json:"window_seconds,omitempty"`
+	// CooldownSeconds: after acting, the guard leaves the channel alone
+	// this long.
+	CooldownSeconds *int64 `json:"cooldown_seconds,omitempty"`
 }
 
 // NewChannel returns a channel with Capgo's defaults: every platform and
