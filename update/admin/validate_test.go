@@ -2,6 +2,7 @@ package admin
 
 import (
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -63,7 +64,7 @@ func TestApplyPatch(t *testing.T) {
 		check func(release.Channel) bool
 		code  string
 	}{
-		{"empty patch changes nothing", ChannelPatch{}, func(c release.Channel) bool { return c == base }, ""},
+		{"empty patch changes nothing", ChannelPatch{}, func(c release.Channel) bool { return reflect.DeepEqual(c, base) }, ""},
 		{"bundle to builtin", ChannelPatch{Bundle: ptr("")}, func(c release.Channel) bool { return c.Bundle == "" && c.RolloutBundle == "1.1.0" }, ""},
 		{"clear rollout bundle clears percent", ChannelPatch{RolloutBundle: ptr("")}, func(c release.Channel) bool { return c.RolloutPercent == 0 }, ""},
 		{"clear rollout with explicit percent", ChannelPatch{RolloutBundle: ptr(""), RolloutPercent: ptr(5.0)}, nil, "invalid_rollout"},
