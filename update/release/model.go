@@ -54,6 +54,9 @@ type App struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+	// WebhookURL, when set, receives a JSON POST for every automatic
+	// release change of the app (the rollout guard's).
+	WebhookURL string `json:"webhook_url,omitempty"`
 }
 
 // ManifestEntry is one file of a delta (per-file) bundle.
