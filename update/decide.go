@@ -66,10 +66,12 @@ func Decide(req *Request, snap *release.Snapshot, opts Options) Answer {
 	chName := ch.Name
 
 	// 3. Rollout. A device already on the rollout bundle keeps it while the
-	// rollout lasts, whatever its percentage: lowering it must not
-	// downgrade devices; only ending the rollout moves them off.
+	// rollout lasts, whatever its percentage or pause: lowering it must not
+	// downgrade devices; only ending the rollout moves them off. A paused
+	// rollout adds no device.
 	target := ch.Bundle
-	if ch.RolloutBundle != "" && (req.VersionName == ch.RolloutBundle || inRollout(req.AppID, ch.Name, ch.RolloutBundle, deviceID, ch.RolloutPercent)) {
+	if ch.RolloutBundle != "" && (req.VersionName == ch.RolloutBundle ||
+		ch.RolloutState != release.RolloutPaused && inRollout(req.AppID, ch.Name, ch.RolloutBundle, deviceID, ch.RolloutPercent)) {
 		target = ch.RolloutBundle
 	}
 	builtinTarget := target == "" || target == "builtin"

@@ -171,3 +171,22 @@ func TestDecideRollout(t *testing.T) {
 		t.Fatalf("missing rollout bundle: %s", a.Result)
 	}
 }
+
+// A paused rollout adds no device, whatever its percentage, and keeps
+// every device already on its bundle there.
+func TestDecidePausedRollout(t *testing.T) {
+	c := baseChannel()
+	c.RolloutBundle, c.RolloutPercent, c.RolloutState = "1.2.1", 100, release.RolloutPaused
+	snap := fixture([]release.Channel{c}, nil)
+	for _, id := range deviceIDs(300) {
+		req := baseRequest()
+		req.DeviceID = id
+		if a := Decide(&req, snap, Options{PublicURL: testPublic}); a.Version != "1.2.0" {
+			t.Fatalf("paused rollout gave a new device %s %s", a.Result, a.Version)
+		}
+		req.VersionName = "1.2.1"
+		if a := Decide(&req, snap, Options{PublicURL: testPublic}); a.Result != CodeNoNewVersion {
+			t.Fatalf("device on the paused rollout's bundle: %s %s", a.Result, a.Version)
+		}
+	}
+}
