@@ -56,7 +56,9 @@ func TestControls(t *testing.T) {
 		err  error
 	}{
 		{
-			name: "pause", op: func(c release.Channel) (release.Channel, error) { return PauseRollout(c, now, "alice", "support tickets") }, in: guarded(),
+			name: "pause", op: func(c release.Channel) (release.Channel, error) {
+				return PauseRollout(c, now, "alice", "support tickets")
+			}, in: guarded(),
 			want: func(c release.Channel) release.Channel {
 				c.RolloutState, c.RolloutPausedAt, c.RolloutPausedBy, c.RolloutPauseReason = release.RolloutPaused, now, "alice", "support tickets"
 				return c

@@ -164,7 +164,11 @@ func TestNormalize(t *testing.T) {
 			name: "state set paused by a write",
 			prev: ptr(guarded()),
 			next: func() release.Channel { c := guarded(); c.RolloutState = release.RolloutPaused; return c },
-			want: func() release.Channel { c := guarded(); c.RolloutState, c.RolloutPausedAt = release.RolloutPaused, now; return c },
+			want: func() release.Channel {
+				c := guarded()
+				c.RolloutState, c.RolloutPausedAt = release.RolloutPaused, now
+				return c
+			},
 		},
 		{
 			name: "pause fields of a running rollout are cleared",
@@ -172,8 +176,16 @@ func TestNormalize(t *testing.T) {
 			next: func() release.Channel { c := guarded(); c.RolloutPausedBy = "someone"; return c },
 			want: guarded,
 		},
-		{name: "invalid plan", next: func() release.Channel { c := simple(); c.RolloutPlan = []release.RolloutStep{{Percent: 50}, {Percent: 5}}; return c }, err: "rollout plan step 2"},
-		{name: "invalid guard", next: func() release.Channel { c := simple(); c.Guard = &release.GuardSettings{Confidence: ptr(2.0)}; return c }, err: "guard confidence 2"},
+		{name: "invalid plan", next: func() release.Channel {
+			c := simple()
+			c.RolloutPlan = []release.RolloutStep{{Percent: 50}, {Percent: 5}}
+			return c
+		}, err: "rollout plan step 2"},
+		{name: "invalid guard", next: func() release.Channel {
+			c := simple()
+			c.Guard = &release.GuardSettings{Confidence: ptr(2.0)}
+			return c
+		}, err: "guard confidence 2"},
 		{name: "invalid state", next: func() release.Channel { c := simple(); c.RolloutState = "stopped"; return c }, err: `rollout_state "stopped"`},
 		{name: "step out of range", prev: ptr(guarded()), next: func() release.Channel { c := guarded(); c.RolloutStep = 3; return c }, err: "rollout_step 3 must be between 0 and 2"},
 	} {
