@@ -16,18 +16,18 @@ import (
 type Counts struct {
 	// Attempts: devices that installed the bundle (set) or failed
 	// installing it.
-	Attempts uint64
+	Attempts uint64 `json:"attempts"`
 	// Failures: devices with an install failure or revert of the bundle
 	// (set_fail, download_fail, checksum_fail, decrypt_fail, unzip_fail,
 	// session_key_required, update_fail, ...; ignored legacy events
 	// excluded).
-	Failures uint64
+	Failures uint64 `json:"failures"`
 	// Active: devices that reported running the bundle.
-	Active uint64
+	Active uint64 `json:"active"`
 	// Crashed: devices that reported app_crash* or app_anr on the bundle.
-	Crashed uint64
+	Crashed uint64 `json:"crashed"`
 	// Installs: devices with a set of the bundle.
-	Installs uint64
+	Installs uint64 `json:"installs"`
 }
 
 // Settings are the health gate's parameters for one channel.
