@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/capstan-io/capstan/audit"
 	"github.com/capstan-io/capstan/update/bundlezip"
 	"github.com/capstan-io/capstan/update/release"
 )
@@ -53,6 +54,8 @@ type Config struct {
 	// TempDir receives uploads while they are checked ("" = os.TempDir).
 	TempDir string
 	Logger  *slog.Logger
+	// Audit receives an entry for every release change (nil: none kept).
+	Audit audit.Recorder
 }
 
 // DefaultMaxUploadBytes is used when Config.MaxUploadBytes is 0.
@@ -67,6 +70,7 @@ type API struct {
 	tempDir   string
 	log       *slog.Logger
 	now       func() time.Time
+	audit     audit.Recorder
 }
 
 // New builds the API from cfg.
@@ -78,6 +82,7 @@ func New(cfg Config) *API {
 		tempDir:   cfg.TempDir,
 		log:       cfg.Logger,
 		now:       func() time.Time { return time.Now().UTC() },
+		audit:     recorderOf(cfg.Audit),
 	}
 	if cfg.AdminToken != "" {
 		h := sha256.Sum256([]byte(cfg.AdminToken))
@@ -127,6 +132,7 @@ func (a *API) routes(r chi.Router) {
 	r.Post("/apps", a.handle(a.createApp))
 	r.Get("/apps", a.handle(a.listApps))
 	r.Get("/apps/{app}", a.handle(a.getApp))
+	r.Patch("/apps/{app}", a.handle(a.updateApp))
 	r.Delete("/apps/{app}", a.handle(a.deleteApp))
 
 	r.Get("/apps/{app}/bundles", a.handle(a.listBundles))
@@ -143,6 +149,8 @@ func (a *API) routes(r chi.Router) {
 	r.Get("/apps/{app}/devices/{device}/channel", a.handle(a.getDeviceChannel))
 	r.Put("/apps/{app}/devices/{device}/channel", a.handle(a.setDeviceChannel))
 	r.Delete("/apps/{app}/devices/{device}/channel", a.handle(a.unsetDeviceChannel))
+
+	r.Get("/audit", a.handle(a.listAudit))
 }
 
 // handle adapts a handler returning an error; an *apiError is answered

@@ -1,12 +1,15 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/capstan-io/capstan/audit"
 	"github.com/capstan-io/capstan/update/release"
 )
 
@@ -37,6 +40,7 @@ func (a *API) createApp(w http.ResponseWriter, r *http.Request) error {
 	if got, ok := a.store.Snapshot().App(req.ID); ok {
 		app = got
 	}
+	a.record(r, audit.Entry{App: app.ID, Change: audit.ChangeAppCreate, Detail: appDetail("app created", app.Name)})
 	writeJSON(w, http.StatusCreated, app)
 	return nil
 }
@@ -81,6 +85,80 @@ func (a *API) deleteApp(w http.ResponseWriter, r *http.Request) error {
 		}
 		return fmt.Errorf("delete app: %w", err)
 	}
+	a.record(r, audit.Entry{App: app.ID, Change: audit.ChangeAppDelete, Detail: "app deleted with its channels, bundles and pins"})
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func appDetail(what, name string) string {
+	if name == "" {
+		return what
+	}
+	return fmt.Sprintf("%s, name %q", what, name)
+}
+
+// appPutter is the store's replacement of an app's metadata.
+type appPutter interface {
+	PutApp(ctx context.Context, a release.App) error
+}
+
+// updateApp is PATCH /apps/{app}: sets the name and the webhook URL
+// that receives the app's automatic release changes ("" clears it).
+func (a *API) updateApp(w http.ResponseWriter, r *http.Request) error {
+	var req UpdateAppRequest
+	if err := decodeJSON(w, r, &req, false); err != nil {
+		return err
+	}
+	if req.Name == nil && req.WebhookURL == nil {
+		return badRequest("nothing_to_update", "give name or webhook_url")
+	}
+	if req.Name != nil && len(*req.Name) > maxAppNameLen {
+		return badRequest("invalid_name", fmt.Sprintf("app name longer than %d characters", maxAppNameLen))
+	}
+	if req.WebhookURL != nil {
+		if err := validWebhookURL(*req.WebhookURL); err != nil {
+			return err
+		}
+	}
+	_, app, err := a.appOf(r)
+	if err != nil {
+		return err
+	}
+	put, ok := a.store.(appPutter)
+	if !ok {
+		return newError(http.StatusNotImplemented, "not_supported", "this server's store cannot update apps")
+	}
+	var changed []string
+	if req.Name != nil {
+		app.Name = *req.Name
+		changed = append(changed, fmt.Sprintf("name %q", app.Name))
+	}
+	if req.WebhookURL != nil {
+		app.WebhookURL = *req.WebhookURL
+		// The URL may hold a secret (Slack-style hooks): not in the log.
+		if app.WebhookURL == "" {
+			changed = append(changed, "webhook cleared")
+		} else {
+			changed = append(changed, "webhook set")
+		}
+	}
+	if err := put.PutApp(r.Context(), app); err != nil {
+		if ce := storeConflict(err); ce != nil {
+			return ce
+		}
+		if errors.Is(err, errStoreNotFound) {
+			return appNotFound(app.ID)
+		}
+		if errors.Is(err, errStoreInvalid) {
+			return badRequest("invalid_app", err.Error())
+		}
+		return fmt.Errorf("update app: %w", err)
+	}
+	if got, ok := a.store.Snapshot().App(app.ID); ok {
+		app = got
+	}
+	a.record(r, audit.Entry{App: app.ID, Change: audit.ChangeAppUpdate, Detail: strings.Join(changed, ", ")})
+	a.log.Info("app updated", "app", app.ID, "changed", strings.Join(changed, ", "))
+	writeJSON(w, http.StatusOK, app)
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/capstan-io/capstan/audit"
 )
 
 // TokenPrefix starts every token Capstan generates, so leaked tokens are
@@ -37,18 +39,23 @@ func bearer(r *http.Request) (tok string, present bool) {
 	return strings.TrimSpace(rest), true
 }
 
-// tokenValid compares the token's hash with the start-up token's in
+// tokenActor compares the token's hash with the start-up token's in
 // constant time, then asks the store (which keys tokens by hash, so the
-// lookup reveals nothing about the token itself).
-func (a *API) tokenValid(tok string) bool {
+// lookup reveals nothing about the token itself). It returns who the
+// token is (see Actor), ok false for a token not valid.
+func (a *API) tokenActor(tok string) (actor string, ok bool) {
 	if tok == "" {
-		return false
+		return "", false
 	}
 	sum := sha256.Sum256([]byte(tok))
 	if a.adminHash != nil && subtle.ConstantTimeCompare(sum[:], a.adminHash) == 1 {
-		return true
+		return ActorAdmin, true
 	}
-	return a.store.TokenHashKnown(hashToken(tok))
+	h := hashToken(tok)
+	if !a.store.TokenHashKnown(h) {
+		return "", false
+	}
+	return tokenActor(a.store.Snapshot(), h), true
 }
 
 func (a *API) authenticate(next http.Handler) http.Handler {
@@ -59,12 +66,13 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 			writeError(w, newError(http.StatusUnauthorized, "missing_token", "this endpoint needs an admin token: Authorization: Bearer <token>"))
 			return
 		}
-		if !a.tokenValid(tok) {
+		actor, ok := a.tokenActor(tok)
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="capstan", error="invalid_token"`)
 			writeError(w, newError(http.StatusUnauthorized, "invalid_token", "the admin token is not valid"))
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(withActor(r.Context(), actor)))
 	})
 }
 
@@ -80,10 +88,13 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.store.AddTokenHash(r.Context(), hashToken(tok), req.Name); err != nil {
+	hash := hashToken(tok)
+	if err := a.store.AddTokenHash(r.Context(), hash, req.Name); err != nil {
 		return fmt.Errorf("store token: %w", err)
 	}
 	a.log.Info("admin token created", "name", req.Name)
+	// The hash prefix names a token without a name in later entries.
+	a.record(r, audit.Entry{Change: audit.ChangeTokenCreate, Detail: fmt.Sprintf("token %q created (hash %s…)", req.Name, hash[:8])})
 	writeJSON(w, http.StatusCreated, CreatedToken{Token: tok, Name: req.Name})
 	return nil
 }

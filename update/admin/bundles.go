@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/capstan-io/capstan/audit"
 	"github.com/capstan-io/capstan/update/bundlezip"
 	"github.com/capstan-io/capstan/update/release"
 )
@@ -73,6 +74,7 @@ func (a *API) deleteBundle(w http.ResponseWriter, r *http.Request) error {
 		}
 		return fmt.Errorf("delete bundle: %w", err)
 	}
+	a.record(r, audit.Entry{App: app.ID, Bundle: v, Change: audit.ChangeBundleDelete, Detail: "bundle " + v + " deleted"})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -170,8 +172,27 @@ func (a *API) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 		b = *got
 	}
 	a.log.Info("bundle uploaded", "app", app.ID, "version", b.Version, "size", b.Size, "encrypted", b.SessionKey != "", "external", b.ExternalURL != "")
+	a.record(r, audit.Entry{App: app.ID, Bundle: b.Version, Change: audit.ChangeBundleUpload, Detail: bundleDetail(b)})
 	writeJSON(w, http.StatusCreated, b)
 	return nil
+}
+
+// bundleDetail summarises an uploaded bundle for the audit log.
+func bundleDetail(b release.Bundle) string {
+	d := "bundle " + b.Version + " uploaded"
+	switch {
+	case b.ExternalURL != "":
+		d += ", external URL"
+	case b.Size > 0:
+		d += fmt.Sprintf(", %d bytes", b.Size)
+	}
+	if b.SessionKey != "" {
+		d += ", encrypted"
+	}
+	if len(b.Manifest) > 0 {
+		d += fmt.Sprintf(", %d manifest files", len(b.Manifest))
+	}
+	return d
 }
 
 // checkZip validates a plaintext zip and its checksum; an encrypted one

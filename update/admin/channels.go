@@ -83,6 +83,7 @@ func (a *API) putChannel(w http.ResponseWriter, r *http.Request) error {
 		c = *got
 	}
 	a.log.Info("channel set", "app", app.ID, "channel", name, "bundle", c.Bundle, "rollout_bundle", c.RolloutBundle, "rollout_percent", c.RolloutPercent)
+	a.recordChannelSet(r, c, p, created)
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
@@ -110,6 +111,7 @@ func (a *API) deleteChannel(w http.ResponseWriter, r *http.Request) error {
 		}
 		return fmt.Errorf("delete channel: %w", err)
 	}
+	a.recordChannelDelete(r, app.ID, name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/capstan-io/capstan/audit"
 	"github.com/capstan-io/capstan/update/release"
 )
 
@@ -84,6 +85,7 @@ func (a *API) setDeviceChannel(w http.ResponseWriter, r *http.Request) error {
 		}
 		return fmt.Errorf("put override: %w", err)
 	}
+	a.record(r, audit.Entry{App: app.ID, Channel: o.Channel, Change: audit.ChangePinSet, Detail: fmt.Sprintf("device %s pinned to %s", dev, o.Channel)})
 	writeJSON(w, http.StatusOK, o)
 	return nil
 }
@@ -93,7 +95,8 @@ func (a *API) unsetDeviceChannel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := snap.Override(app.ID, dev); !ok {
+	ch, ok := snap.Override(app.ID, dev)
+	if !ok {
 		return overrideNotFound(app.ID, dev)
 	}
 	if err := a.store.DeleteOverride(r.Context(), app.ID, dev); err != nil {
@@ -102,6 +105,7 @@ func (a *API) unsetDeviceChannel(w http.ResponseWriter, r *http.Request) error {
 		}
 		return fmt.Errorf("delete override: %w", err)
 	}
+	a.record(r, audit.Entry{App: app.ID, Channel: ch, Change: audit.ChangePinDelete, Detail: fmt.Sprintf("device %s unpinned from %s", dev, ch)})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
