@@ -25,6 +25,7 @@ var commands = map[string]command{
 	"channel": {runChannel, "create, update and list channels"},
 	"device":  {runDevice, "pin a device to a channel or unpin it"},
 	"token":   {runToken, "create admin tokens"},
+	"audit":   {runAudit, "list recorded release changes: who changed what, when"},
 	"stats":   {runStats, "print release health from ClickHouse"},
 	"bench":   {runBench, "measure a Capstan server against a bare baseline (see BENCHMARKS.md)"},
 }

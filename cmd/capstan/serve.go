@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/capstan-io/capstan/audit"
 	"github.com/capstan-io/capstan/bus"
 	"github.com/capstan-io/capstan/consumer"
 	"github.com/capstan-io/capstan/ingest"
@@ -121,6 +122,10 @@ func runServe(ctx context.Context, args []string) error {
 	if err := schema.EnsureStreams(ctx, b.JetStream, limits); err != nil {
 		return err
 	}
+	auditLog, err := audit.Open(ctx, b.JetStream, audit.Options{Replicas: *replicas, Registerer: reg, Logger: log})
+	if err != nil {
+		return fmt.Errorf("open audit log: %w", err)
+	}
 	readyCtx, cancelReady := context.WithTimeout(ctx, time.Minute)
 	err = store.WaitReady(readyCtx)
 	cancelReady()
@@ -182,7 +187,7 @@ func runServe(ctx context.Context, args []string) error {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}
-	adminAPI := admin.New(admin.Config{Store: store, AdminToken: *adminToken, MaxUploadBytes: *maxUpload, TempDir: filepath.Join(*dataDir, "uploads"), Logger: log}).Handler()
+	adminAPI := admin.New(admin.Config{Store: store, AdminToken: *adminToken, MaxUploadBytes: *maxUpload, TempDir: filepath.Join(*dataDir, "uploads"), Logger: log, Audit: auditLog}).Handler()
 
 	r := newRouter(g.byPath(*adminListen == ""))
 	r.Group(func(r chi.Router) {
