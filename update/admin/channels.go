@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/capstan-io/capstan/rollout"
 	"github.com/capstan-io/capstan/update/release"
 )
 
@@ -62,7 +63,16 @@ func (a *API) putChannel(w http.ResponseWriter, r *http.Request) error {
 		if cur != nil {
 			c = *cur
 		}
-		return applyPatch(c, p)
+		c, err := applyPatch(c, p)
+		if err != nil {
+			return c, err
+		}
+		// A new rollout bundle or plan starts a rollout; clearing it ends one.
+		c, err = rollout.Normalize(cur, c, a.now())
+		if err != nil {
+			return c, badRequest("invalid_rollout", err.Error())
+		}
+		return c, nil
 	})
 	if err != nil {
 		if ce := storeConflict(err); ce != nil {

@@ -213,6 +213,20 @@ func (c *Client) SetChannel(ctx context.Context, app, name string, p ChannelPatc
 	return out, err
 }
 
+// Rollout returns the state of a channel's rollout.
+func (c *Client) Rollout(ctx context.Context, app, channel string) (RolloutStatus, error) {
+	var out RolloutStatus
+	err := c.doJSON(ctx, http.MethodGet, c.url("apps", app, "channels", channel, "rollout"), nil, &out)
+	return out, err
+}
+
+// ControlRollout pauses, resumes, promotes or aborts a channel's rollout.
+func (c *Client) ControlRollout(ctx context.Context, app, channel, action, reason string) (RolloutStatus, error) {
+	var out RolloutStatus
+	err := c.doJSON(ctx, http.MethodPost, c.url("apps", app, "channels", channel, "rollout", action), RolloutAction{Reason: reason}, &out)
+	return out, err
+}
+
 // GetChannel returns one channel.
 func (c *Client) GetChannel(ctx context.Context, app, name string) (release.Channel, error) {
 	var out release.Channel

@@ -1,6 +1,10 @@
 package admin
 
-import "github.com/capstan-io/capstan/update/release"
+import (
+	"encoding/json"
+
+	"github.com/capstan-io/capstan/update/release"
+)
 
 // Wire types of the admin API, shared by the server and Client.
 
@@ -54,6 +58,28 @@ type ChannelPatch struct {
 	AllowDev           *bool    `json:"allow_dev,omitempty"`
 	AllowEmulator      *bool    `json:"allow_emulator,omitempty"`
 	AllowDevice        *bool    `json:"allow_device,omitempty"`
+	// RolloutPlan replaces the rollout's steps ([] clears them).
+	RolloutPlan *[]release.RolloutStep `json:"rollout_plan,omitempty"`
+	// Guard replaces the channel's guard settings (null keeps them, {}
+	// restores the defaults).
+	Guard *release.GuardSettings `json:"guard,omitempty"`
+}
+
+// RolloutAction is the optional body of POST .../rollout/{action}.
+type RolloutAction struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// RolloutStatus is the answer of GET .../rollout and of the controls.
+type RolloutStatus struct {
+	Channel release.Channel `json:"channel"`
+	// State is none, running or paused.
+	State string `json:"state"`
+	// Guard is the health gate's settings for the channel (defaults with
+	// the channel's overrides).
+	Guard any `json:"guard,omitempty"`
+	// Health is the guard's last reading of the rollout, when it has one.
+	Health json.RawMessage `json:"health,omitempty"`
 }
 
 // DeviceChannelRequest is the body of PUT /apps/{app}/devices/{id}/channel.

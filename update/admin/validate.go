@@ -11,6 +11,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
+	"github.com/capstan-io/capstan/rollout"
 	"github.com/capstan-io/capstan/update/release"
 )
 
@@ -259,6 +260,25 @@ func applyPatch(c release.Channel, p ChannelPatch) (release.Channel, error) {
 	setB(&c.AllowDev, p.AllowDev)
 	setB(&c.AllowEmulator, p.AllowEmulator)
 	setB(&c.AllowDevice, p.AllowDevice)
+	if p.RolloutPlan != nil {
+		c.RolloutPlan = slices.Clone(*p.RolloutPlan)
+		if len(c.RolloutPlan) == 0 {
+			c.RolloutPlan = nil
+		}
+		if err := rollout.ValidPlan(c.RolloutPlan); err != nil {
+			return c, badRequest("invalid_rollout_plan", err.Error())
+		}
+	}
+	if p.Guard != nil {
+		g := *p.Guard
+		if err := rollout.ValidGuard(&g); err != nil {
+			return c, badRequest("invalid_guard", err.Error())
+		}
+		c.Guard = &g
+		if g == (release.GuardSettings{}) {
+			c.Guard = nil
+		}
+	}
 	if c.Bundle != "" {
 		if err := validVersion(c.Bundle); err != nil {
 			return c, badRequest("invalid_bundle", fmt.Sprintf("bundle %q is not a semver version", c.Bundle))
