@@ -42,9 +42,9 @@ type Config struct {
 	// query. Database qualifies the rollup table ("" = the connection's).
 	Connect  func(ctx context.Context) (schema.Querier, error)
 	Database string
-	Audit      audit.Recorder // nil: changes are only logged
-	Webhook    *webhook.Sender
-	Defaults   rollout.Settings
+	Audit    audit.Recorder // nil: changes are only logged
+	Webhook  *webhook.Sender
+	Defaults rollout.Settings
 	// Interval between evaluation rounds (DefaultInterval).
 	Interval   time.Duration
 	Registerer prometheus.Registerer
@@ -54,9 +54,9 @@ type Config struct {
 
 // Guard evaluates every rollout while it holds the lease.
 type Guard struct {
-	cfg Config
-	log *slog.Logger
-	m   *metrics
+	cfg  Config
+	log  *slog.Logger
+	m    *metrics
 	conn schema.Querier
 	// hooks holds a token per webhook that may be in flight; Run takes
 	// them all back before it returns.
