@@ -16,6 +16,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/capstan-io/capstan/audit"
+	"github.com/capstan-io/capstan/rollout"
 	"github.com/capstan-io/capstan/update/bundlezip"
 	"github.com/capstan-io/capstan/update/release"
 )
@@ -56,6 +57,11 @@ type Config struct {
 	Logger  *slog.Logger
 	// Audit receives an entry for every release change (nil: none kept).
 	Audit audit.Recorder
+	// GuardDefaults are the health gate's settings before a channel's
+	// overrides, shown by the rollout status.
+	GuardDefaults rollout.Settings
+	// GuardStatus reads the guard's last reading of a rollout (nil: none).
+	GuardStatus GuardStatus
 }
 
 // DefaultMaxUploadBytes is used when Config.MaxUploadBytes is 0.
@@ -71,6 +77,9 @@ type API struct {
 	log       *slog.Logger
 	now       func() time.Time
 	audit     audit.Recorder
+
+	guardDefaults rollout.Settings
+	guardStatus   GuardStatus
 }
 
 // New builds the API from cfg.
@@ -83,6 +92,12 @@ func New(cfg Config) *API {
 		log:       cfg.Logger,
 		now:       func() time.Time { return time.Now().UTC() },
 		audit:     recorderOf(cfg.Audit),
+
+		guardDefaults: cfg.GuardDefaults,
+		guardStatus:   cfg.GuardStatus,
+	}
+	if a.guardDefaults == (rollout.Settings{}) {
+		a.guardDefaults = rollout.DefaultSettings()
 	}
 	if cfg.AdminToken != "" {
 		h := sha256.Sum256([]byte(cfg.AdminToken))
@@ -144,6 +159,8 @@ func (a *API) routes(r chi.Router) {
 	r.Get("/apps/{app}/channels/{name}", a.handle(a.getChannel))
 	r.Put("/apps/{app}/channels/{name}", a.handle(a.putChannel))
 	r.Delete("/apps/{app}/channels/{name}", a.handle(a.deleteChannel))
+	r.Get("/apps/{app}/channels/{name}/rollout", a.handle(a.getRollout))
+	r.Post("/apps/{app}/channels/{name}/rollout/{action}", a.handle(a.controlRollout))
 
 	r.Get("/apps/{app}/devices", a.handle(a.listDevices))
 	r.Get("/apps/{app}/devices/{device}/channel", a.handle(a.getDeviceChannel))
