@@ -37,7 +37,7 @@ func newJS(t *testing.T) (context.Context, jetstream.JetStream) {
 	return ctx, js
 }
 
-func TestSubject(t *testing.T) {
+func TestAuditSubject(t *testing.T) {
 	for app, want := range map[string]string{
 		"com.example.app": "capstan.audit.com~example~app",
 		"a_b-c.D9":        "capstan.audit.a_b-c~D9",
@@ -50,7 +50,7 @@ func TestSubject(t *testing.T) {
 	}
 }
 
-func TestOpenConcurrentAndConfig(t *testing.T) {
+func TestAuditOpenConcurrentAndConfig(t *testing.T) {
 	ctx, js := newJS(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -85,7 +85,7 @@ func TestOpenConcurrentAndConfig(t *testing.T) {
 	}
 }
 
-func TestAppendList(t *testing.T) {
+func TestAuditAppendList(t *testing.T) {
 	ctx, js := newJS(t)
 	reg := prometheus.NewRegistry()
 	l, err := Open(ctx, js, Options{Registerer: reg})
@@ -208,7 +208,7 @@ func TestAppendList(t *testing.T) {
 	}
 }
 
-func TestListManyAndLimit(t *testing.T) {
+func TestAuditListManyAndLimit(t *testing.T) {
 	ctx, js := newJS(t)
 	l, err := Open(ctx, js, Options{})
 	if err != nil {
@@ -254,7 +254,7 @@ func TestListManyAndLimit(t *testing.T) {
 	}
 }
 
-func TestListCanceled(t *testing.T) {
+func TestAuditListCanceled(t *testing.T) {
 	ctx, js := newJS(t)
 	l, err := Open(ctx, js, Options{})
 	if err != nil {
