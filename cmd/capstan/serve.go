@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -26,6 +27,9 @@ import (
 	"github.com/capstan-io/capstan/consumer"
 	"github.com/capstan-io/capstan/ingest"
 	"github.com/capstan-io/capstan/internal/httpguard"
+	"github.com/capstan-io/capstan/internal/webhook"
+	"github.com/capstan-io/capstan/rollout"
+	"github.com/capstan-io/capstan/rollout/guard"
 	"github.com/capstan-io/capstan/schema"
 	"github.com/capstan-io/capstan/update"
 	"github.com/capstan-io/capstan/update/admin"
@@ -66,6 +70,8 @@ func runServe(ctx context.Context, args []string) error {
 	downloadIdle := durationFlag(fs, "download-idle-timeout", "CAPSTAN_DOWNLOAD_IDLE_TIMEOUT", 30*time.Second, "bundle downloads: longest time each 64 KiB may take to leave; the deadline moves on as bytes flow")
 	uploadTimeout := durationFlag(fs, "upload-timeout", "CAPSTAN_UPLOAD_TIMEOUT", time.Minute, "admin API: time allowed for a request body, plus its size at --upload-min-rate")
 	uploadMinRate := int64Flag(fs, "upload-min-rate", "CAPSTAN_UPLOAD_MIN_RATE", 64<<10, "admin API: slowest upload accepted, in bytes per second (lengthens --upload-timeout by size/rate)")
+	guardOn := boolFlag(fs, "guard", "CAPSTAN_GUARD", true, "run the rollout guard, which pauses failing rollouts and advances plans from --clickhouse-url's counts (one process of a deployment acts at a time)")
+	guardInterval := durationFlag(fs, "guard-interval", "CAPSTAN_GUARD_INTERVAL", guard.DefaultInterval, "how often the rollout guard reads release health and decides")
 	debugListen := stringFlag(fs, "debug-listen", "CAPSTAN_DEBUG_LISTEN", "", "address serving Go's /debug/pprof (keep it private, e.g. 127.0.0.1:6060); empty = off")
 	logFormat := stringFlag(fs, "log-format", "CAPSTAN_LOG_FORMAT", "text", "log format: text or json")
 	logLevel := stringFlag(fs, "log-level", "CAPSTAN_LOG_LEVEL", "info", "log level: debug, info, warn or error")
@@ -187,7 +193,33 @@ func runServe(ctx context.Context, args []string) error {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}
-	adminAPI := admin.New(admin.Config{Store: store, AdminToken: *adminToken, MaxUploadBytes: *maxUpload, TempDir: filepath.Join(*dataDir, "uploads"), Logger: log, Audit: auditLog}).Handler()
+	// The rollout guard: every front runs one; the lease lets one act.
+	guardCtx, stopGuard := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopGuard()
+	guardDone := make(chan struct{})
+	var guardStatus admin.GuardStatus
+	if *guardOn {
+		if *guardInterval < time.Second {
+			return fmt.Errorf("--guard-interval %s: want at least 1s", *guardInterval)
+		}
+		lease, err := guard.OpenLease(ctx, b.JetStream, guardHolderID(), max(3*(*guardInterval), guard.DefaultLeaseTTL), *replicas, log)
+		if err != nil {
+			return err
+		}
+		guardStatus = lease.Status
+		dsn := *chURL
+		gd := guard.New(guard.Config{
+			Store: store, Lease: lease, Audit: auditLog, Defaults: rollout.DefaultSettings(), Interval: *guardInterval,
+			Connect:    func(ctx context.Context) (schema.Querier, error) { return schema.OpenClickHouse(ctx, dsn) },
+			Webhook:    &webhook.Sender{UserAgent: "capstan-guard", Logger: base.With("role", "guard")},
+			Registerer: reg, Logger: base.With("role", "guard"),
+		})
+		go func() { defer close(guardDone); gd.Run(guardCtx) }()
+	} else {
+		close(guardDone)
+	}
+	adminAPI := admin.New(admin.Config{Store: store, AdminToken: *adminToken, MaxUploadBytes: *maxUpload, TempDir: filepath.Join(*dataDir, "uploads"), Logger: log, Audit: auditLog,
+		GuardDefaults: rollout.DefaultSettings(), GuardStatus: guardStatus}).Handler()
 
 	r := newRouter(g.byPath(*adminListen == ""))
 	r.Group(func(r chi.Router) {
@@ -269,7 +301,7 @@ func runServe(ctx context.Context, args []string) error {
 	serve(srv, ln, "device")
 	log.Info("capstan serving", "addr", ln.Addr().String(), "public_url", *publicURL,
 		"admin", orSame(adminAddr), "metrics", orNone(metricsAddr),
-		"nats", natsDescription(*natsURL, b), "consume", *consume, "apps", len(store.Snapshot().Apps()))
+		"nats", natsDescription(*natsURL, b), "consume", *consume, "guard", *guardOn, "apps", len(store.Snapshot().Apps()))
 
 	select {
 	case err := <-served:
@@ -290,6 +322,8 @@ func runServe(ctx context.Context, args []string) error {
 			log.Warn("http shutdown", "err", err)
 		}
 	}
+	stopGuard()
+	<-guardDone
 	stopConsume()
 	if runner != nil {
 		if err := runner.Wait(); err != nil && !errors.Is(err, context.Canceled) {
@@ -445,4 +479,10 @@ func defaultPublicURL(listen string) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// guardHolderID names this process in the guard's lease.
+func guardHolderID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), nuid.Next())
 }
