@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"strings"
@@ -12,7 +13,7 @@ import (
 )
 
 var channelVerbs = map[string]verb{
-	"set":    {"--app APP <name> [--bundle V] [--rollout-bundle V --rollout-percent P] [--public] [--self-assign] [--ios] [--android] [--electron] [--policy P] [--under-native] [--prod] [--dev] [--emulator] [--device]", "create or update a channel (only the flags given change)", channelSet},
+	"set":    {"--app APP <name> [--bundle V] [--rollout-bundle V --rollout-percent P] [--rollout-plan P:BAKE[:MIN],...] [--guard JSON] [--public] [--self-assign] [--ios] [--android] [--electron] [--policy P] [--under-native] [--prod] [--dev] [--emulator] [--device]", "create or update a channel (only the flags given change)", channelSet},
 	"list":   {"--app APP", "list an app's channels", channelList},
 	"delete": {"--app APP <name>", "delete a channel no device is pinned to", channelDelete},
 }
@@ -32,6 +33,8 @@ func channelSet(ctx context.Context, c *common, args []string) error {
 	bundle := fs.String("bundle", "", `bundle version devices get ("" = back to the builtin bundle); promote and roll back by pointing it elsewhere`)
 	rollout := fs.String("rollout-bundle", "", `second bundle for a share of devices ("" ends the rollout)`)
 	percent := fs.Float64("rollout-percent", 0, "share of devices (0-100) that get --rollout-bundle")
+	plan := fs.String("rollout-plan", "", `progressive steps PERCENT:BAKE[:MIN_INSTALLS],... e.g. 1:10m,5:30m:100,25:1h; the last step promotes ("" clears)`)
+	guard := fs.String("guard", "", `health gate overrides as JSON, e.g. '{"action":"abort","min_devices":50}' ('{}' restores the defaults)`)
 	public := fs.Bool("public", false, "default channel for devices of the enabled platforms")
 	self := fs.Bool("self-assign", false, "devices may pick this channel themselves (setChannel)")
 	ios := fs.Bool("ios", true, "serve iOS devices")
@@ -50,6 +53,7 @@ func channelSet(ctx context.Context, c *common, args []string) error {
 	// Only flags given on the command line are sent, so an update never
 	// resets fields it does not mention.
 	var p admin.ChannelPatch
+	var flagErr error
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "bundle":
@@ -80,8 +84,23 @@ func channelSet(ctx context.Context, c *common, args []string) error {
 			p.AllowEmulator = emu
 		case "device":
 			p.AllowDevice = device
+		case "rollout-plan":
+			steps, err := parsePlan(*plan)
+			if err != nil {
+				flagErr = err
+			}
+			p.RolloutPlan = &steps
+		case "guard":
+			var g release.GuardSettings
+			if err := json.Unmarshal([]byte(*guard), &g); err != nil {
+				flagErr = fmt.Errorf("--guard: %w", err)
+			}
+			p.Guard = &g
 		}
 	})
+	if flagErr != nil {
+		return flagErr
+	}
 	ch, err := cl.SetChannel(ctx, *app, pos[0], p)
 	if err != nil {
 		return err

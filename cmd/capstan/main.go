@@ -24,13 +24,14 @@ var commands = map[string]command{
 	"bundle":  {runBundle, "upload, list and delete bundles"},
 	"channel": {runChannel, "create, update and list channels"},
 	"device":  {runDevice, "pin a device to a channel or unpin it"},
+	"rollout": {runRollout, "show, pause, resume, promote or abort a channel's rollout"},
 	"token":   {runToken, "create admin tokens"},
 	"audit":   {runAudit, "list recorded release changes: who changed what, when"},
 	"stats":   {runStats, "print release health from ClickHouse"},
 	"bench":   {runBench, "measure a Capstan server against a bare baseline (see BENCHMARKS.md)"},
 }
 
-var order = []string{"serve", "consume", "app", "bundle", "channel", "device", "token", "stats", "bench"}
+var order = []string{"serve", "consume", "app", "bundle", "channel", "rollout", "device", "token", "stats", "bench"}
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: capstan <command> [flags]\n\ncommands:")
