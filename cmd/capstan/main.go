@@ -31,7 +31,7 @@ var commands = map[string]command{
 	"bench":   {runBench, "measure a Capstan server against a bare baseline (see BENCHMARKS.md)"},
 }
 
-var order = []string{"serve", "consume", "app", "bundle", "channel", "rollout", "device", "token", "stats", "bench"}
+var order = []string{"serve", "consume", "app", "bundle", "channel", "rollout", "device", "token", "audit", "stats", "bench"}
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: capstan <command> [flags]\n\ncommands:")
