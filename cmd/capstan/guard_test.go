@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -165,6 +166,17 @@ func TestRolloutGuard(t *testing.T) {
 	}
 	const failing, healthy, few, stepped = "com.example.failing", "com.example.healthy", "com.example.few", "com.example.stepped"
 	release50(failing, nil)
+	// The failing app's webhook receives the guard's change.
+	hooks := make(chan []byte, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hooks <- b
+	}))
+	defer hook.Close()
+	hookURL := hook.URL + "/capstan"
+	if _, err := c.UpdateApp(ctx, failing, admin.UpdateAppRequest{WebhookURL: &hookURL}); err != nil {
+		t.Fatal(err)
+	}
 	release50(healthy, nil)
 	release50(few, nil)
 	release50(stepped, []release.RolloutStep{{Percent: 10, BakeSeconds: 5, MinInstalls: 3}, {Percent: 40, BakeSeconds: 5, MinInstalls: 3}})
@@ -245,6 +257,18 @@ func TestRolloutGuard(t *testing.T) {
 		t.Errorf("failing rollout: state %q paused by %q (%q); want paused by the guard with a reason", st.State, st.Channel.RolloutPausedBy, st.Channel.RolloutPauseReason)
 	}
 	t.Logf("guard's reason: %s", st.Channel.RolloutPauseReason)
+	select {
+	case b := <-hooks:
+		var ev struct {
+			App, Channel, Decision string
+			Gate                   struct{ Failing bool }
+		}
+		if err := json.Unmarshal(b, &ev); err != nil || ev.App != failing || ev.Decision != "pause" || !ev.Gate.Failing {
+			t.Errorf("webhook body %s (%v): want the failing app's pause with the gate's numbers", b, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the failing app's webhook got nothing")
+	}
 	// Devices already on the paused rollout's bundle keep it.
 	onRollout := fmt.Sprintf(`{"app_id":%q,"device_id":"%08x-0000-4000-8000-000000000001","platform":"android","version_build":"1.0.0","version_name":"1.1.0","plugin_version":"8.51.23","is_prod":true,"is_emulator":false}`, failing, 1)
 	if resp, err := hc.Post("http://"+frontA+"/updates", "application/json", strings.NewReader(onRollout)); err == nil {
