@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -486,5 +487,46 @@ func TestOpenEnablesAtomicPublish(t *testing.T) {
 	}
 	if _, ok := again.Snapshot().Channel("com.a", "production"); !ok {
 		t.Fatal("channel not loaded")
+	}
+}
+
+// Pins of one channel all rewrite its key, so they take turns: many
+// written at once through two fronts all land, none is refused as
+// concurrent.
+func TestConcurrentPinsOfOneChannel(t *testing.T) {
+	f := newFronts(t)
+	ctx := tctx(t)
+	const app, writers, pins = "com.race.pins", 8, 200
+	must(t, f.a.CreateApp(ctx, App{ID: app}))
+	must(t, f.a.PutChannel(ctx, NewChannel(app, "beta")))
+	work := make(chan int)
+	errs := make(chan error, pins)
+	var wg sync.WaitGroup
+	for w := range writers {
+		s := f.a
+		if w%2 == 1 {
+			s = f.b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				errs <- s.PutOverride(ctx, Override{AppID: app, DeviceID: fmt.Sprintf("dev-%d", i), Channel: "beta"})
+			}
+		}()
+	}
+	for i := range pins {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("pin: %v", err)
+		}
+	}
+	if n := f.settle().OverrideCount(); n != pins {
+		t.Fatalf("%d pins in the snapshot, want %d", n, pins)
 	}
 }

@@ -41,8 +41,12 @@ var (
 )
 
 const (
-	// guardRetries bounds the attempts of one guarded write.
-	guardRetries = 16
+	// guardBudget bounds how long one guarded write keeps retrying after
+	// losing races: writes that contend on one key (pins of one channel)
+	// take turns, so a count of attempts would fail them under load.
+	guardBudget = 10 * time.Second
+	// guardBackoffMax caps the random wait between attempts.
+	guardBackoffMax = 64 * time.Millisecond
 	// atomicBatchMax is the number of messages of one atomic batch, below the
 	// server's default limit of 1000.
 	atomicBatchMax = 900
@@ -364,11 +368,13 @@ func (s *Store) waitRev(ctx context.Context, rev uint64) error {
 // other writes got in first. attempt reads what it needs, checks the
 // invariants and commits one batch; errConflict asks for another try.
 func (s *Store) guarded(ctx context.Context, attempt func() (uint64, error)) error {
-	for i := range guardRetries {
+	deadline := time.Now().Add(guardBudget)
+	for i := 0; time.Now().Before(deadline); i++ {
 		rev, err := attempt()
 		if errors.Is(err, errConflict) {
 			s.log.Debug("release write lost a race; retrying", "attempt", i+1, "err", err)
-			d := time.Duration(1+rand.IntN(4*(i+1))) * time.Millisecond
+			// Full jitter over a doubling range spreads the contenders out.
+			d := time.Duration(rand.Int64N(int64(min(guardBackoffMax, time.Millisecond<<min(i, 6))) + 1))
 			select {
 			case <-time.After(d):
 			case <-ctx.Done():
