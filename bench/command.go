@@ -15,7 +15,7 @@ import (
 )
 
 // Scenarios lists the scenario names in the order "all" runs them.
-var Scenarios = []string{"updates", "stats", "e2e", "memory"}
+var Scenarios = []string{"updates", "stats", "e2e", "e2e-split", "memory"}
 
 // Options say where and how Command runs.
 type Options struct {
@@ -101,6 +101,10 @@ func Command(ctx context.Context, scenario string, c Config, o Options) (err err
 			rep, err = env.Stats(ctx, c)
 		case "e2e":
 			rep, err = env.E2E(ctx, c)
+		case "e2e-split":
+			cs := c
+			cs.Split = true
+			rep, err = env.E2E(ctx, cs)
 		case "memory":
 			rep, err = env.Memory(ctx, c)
 		}

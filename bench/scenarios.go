@@ -20,7 +20,13 @@ type Config struct {
 	Seed        uint64
 	// E2E
 	E2EDuration time.Duration // the sustained run
-	Rate        float64       // offered events/s (0 = as fast as accepted)
+	// Rate is the offered events/s; 0 offers RateRatio × the bare
+	// handler's ceiling measured in the same run.
+	Rate      float64
+	RateRatio float64
+	// Split runs the consumer as its own `capstan consume` process
+	// beside a `capstan serve --consume=false` front.
+	Split       bool
 	Drain       time.Duration // how long to wait for ClickHouse to catch up
 	MarkerEvery time.Duration
 	// Memory
@@ -33,7 +39,7 @@ func DefaultConfig() Config {
 	return Config{
 		Workers: 64, Duration: 10 * time.Second, MaxRequests: 5_000_000, Rounds: 3,
 		Devices: 10_000, Seed: 1,
-		E2EDuration: time.Minute, Rate: 50_000, Drain: 3 * time.Minute, MarkerEvery: 100 * time.Millisecond,
+		E2EDuration: time.Minute, RateRatio: 0.5, Drain: 3 * time.Minute, MarkerEvery: 100 * time.Millisecond,
 		Overrides: 1_000_000, Bundles: 1_000,
 	}
 }

@@ -16,8 +16,9 @@ scenarios (each starts the processes it needs on loopback and prints a Markdown 
   updates   POST /updates of Capstan vs a bare chi handler
   stats     events/s accepted by POST /stats (1- and 20-event bodies) vs the bare handler
   e2e       events/s from HTTP into ClickHouse rows, lag to queryable, loss check
+  e2e-split the same with the consumer as its own process (serve --consume=false + capstan consume)
   memory    resident memory of a front holding 1,000,000 overrides and 1,000 bundles
-  all       the four above in order
+  all       the five above in order
 `
 
 // runBench is `capstan bench`.
@@ -61,7 +62,8 @@ func runBench(ctx context.Context, args []string) error {
 	requests := int64Flag(fs, "requests", "CAPSTAN_BENCH_REQUESTS", d.MaxRequests, "upper bound of requests per measured run")
 	rounds := intFlag(fs, "rounds", "CAPSTAN_BENCH_ROUNDS", d.Rounds, "measured runs per side (baseline, Capstan), interleaved; the median is reported")
 	devices := intFlag(fs, "devices", "CAPSTAN_BENCH_DEVICES", d.Devices, "distinct simulated devices")
-	rate := intFlag(fs, "rate", "CAPSTAN_BENCH_RATE", int(d.Rate), "e2e: offered events/s (0 = as fast as the front accepts)")
+	rate := intFlag(fs, "rate", "CAPSTAN_BENCH_RATE", int(d.Rate), "e2e: offered events/s (0 = --rate-ratio × the bare handler's ceiling measured in the same run)")
+	rateRatio := float64Flag(fs, "rate-ratio", "CAPSTAN_BENCH_RATE_RATIO", d.RateRatio, "e2e: offered load as a share of the bare handler's ceiling, when --rate is 0")
 	drain := durationFlag(fs, "drain", "CAPSTAN_BENCH_DRAIN", d.Drain, "e2e: how long to wait for ClickHouse to hold every accepted event")
 	overrides := intFlag(fs, "overrides", "CAPSTAN_BENCH_OVERRIDES", d.Overrides, "memory: device overrides to hold")
 	bundles := intFlag(fs, "bundles", "CAPSTAN_BENCH_BUNDLES", d.Bundles, "memory: bundles to hold")
@@ -91,6 +93,10 @@ func runBench(ctx context.Context, args []string) error {
 	c := d
 	c.Workers, c.Duration, c.MaxRequests, c.Rounds, c.Devices = *workers, *duration, *requests, *rounds, *devices
 	c.E2EDuration, c.Rate, c.Drain, c.Overrides, c.Bundles = *e2eDuration, float64(*rate), *drain, *overrides, *bundles
+	c.RateRatio = *rateRatio
+	if c.Rate == 0 && !(c.RateRatio > 0) {
+		return fmt.Errorf("--rate-ratio must be above 0 when --rate is 0")
+	}
 	if c.Workers < 1 || c.Rounds < 1 || c.Devices < 1 || c.Duration <= 0 || c.E2EDuration <= 0 {
 		return fmt.Errorf("--workers, --rounds, --devices, --duration and --e2e-duration must be positive")
 	}

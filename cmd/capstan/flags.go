@@ -69,3 +69,15 @@ func boolFlag(fs *flag.FlagSet, name, env string, def bool, usage string) *bool 
 	}
 	return fs.Bool(name, v, fmt.Sprintf("%s (env %s)", usage, env))
 }
+
+func float64Flag(fs *flag.FlagSet, name, env string, def float64, usage string) *float64 {
+	v := def
+	if s, ok := os.LookupEnv(env); ok {
+		if n, err := strconv.ParseFloat(s, 64); err == nil {
+			v = n
+		} else {
+			fmt.Fprintf(os.Stderr, "capstan: ignoring %s=%q: not a number\n", env, s)
+		}
+	}
+	return fs.Float64(name, v, fmt.Sprintf("%s (env %s)", usage, env))
+}
