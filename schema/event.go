@@ -4,10 +4,11 @@
 package schema
 
 // Event is one device statistic as published to JetStream by ingest and
-// inserted into ClickHouse by the consumer. Encoded as JSON.
+// inserted into ClickHouse by the consumer. Encoded as JSON (batch.go).
 type Event struct {
 	// ID is derived from the event's content so that a resent batch
-	// deduplicates (it is also the Nats-Msg-Id); timestamp-less events,
+	// deduplicates (its message's Nats-Msg-Id derives from the ids of
+	// its events, BatchMsgID); timestamp-less events,
 	// which devices never resend, also hash a per-request nonce.
 	ID string `json:"id"`
 	// ReceivedMs is the server receive time, epoch milliseconds.

@@ -23,10 +23,11 @@ const (
 	DiscardOld = "old"
 )
 
-// DefaultDuplicateWindow is how long JetStream remembers event ids to drop
-// resent events. The server keeps every id of the window in memory (about
-// 150 bytes each), so memory grows with event rate × window; events resent
-// later are still deduplicated by ClickHouse on event_id.
+// DefaultDuplicateWindow is how long JetStream remembers message ids to
+// drop resent requests (BatchMsgID). The server keeps every id of the
+// window in memory (about 150 bytes each), so memory grows with message
+// rate × window; events resent later are still deduplicated by ClickHouse
+// on event_id.
 const DefaultDuplicateWindow = 2 * time.Minute
 
 // StreamLimits bounds the events stream. Zero or negative sizes mean
@@ -37,7 +38,7 @@ type StreamLimits struct {
 	MaxAge time.Duration
 	// MaxBytes caps the stream's size; -1 (or 0) = no cap of its own.
 	MaxBytes int64
-	// MaxMsgs caps the number of events held; -1 (or 0) = no cap.
+	// MaxMsgs caps the number of messages (requests) held; -1 (or 0) = no cap.
 	MaxMsgs int64
 	// Discard is DiscardNew (default, "") or DiscardOld.
 	Discard string
@@ -276,7 +277,7 @@ func checkBacklog(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 			cfg.Name, st.Bytes, cfg.MaxBytes, ErrLimitBelowBacklog)
 	}
 	if cfg.MaxMsgs > 0 && st.Msgs > uint64(cfg.MaxMsgs) {
-		return fmt.Errorf("stream %s holds %d events, max msgs %d would delete unconsumed events: %w",
+		return fmt.Errorf("stream %s holds %d messages, max msgs %d would delete unconsumed events: %w",
 			cfg.Name, st.Msgs, cfg.MaxMsgs, ErrLimitBelowBacklog)
 	}
 	if cfg.MaxAge > 0 && st.Msgs > 0 && !st.FirstTime.IsZero() && time.Since(st.FirstTime) > cfg.MaxAge {
