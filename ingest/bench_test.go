@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/capstan-io/capstan/bus"
 	"github.com/capstan-io/capstan/schema"
 )
@@ -122,3 +125,93 @@ type discardWriter struct {
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) WriteHeader(c int)           { w.code = c }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkPublishRequest compares nats.go's ways of publishing one
+// request's message (20 events, version 2) and waiting for its ack, in parallel.
+// Each run gets a fresh embedded JetStream (file storage): a stream that
+// grows from run to run would favour whichever runs first.
+func BenchmarkPublishRequest(b *testing.B) {
+	var d decoder
+	_, items, _ := d.decode(appendBenchBody(nil, 1), DefaultMaxEvents)
+	var body []byte
+	for i := range items {
+		items[i].ev.ID, items[i].ev.ReceivedMs = "0123456789abcdef0123456789abcdef", 1
+		body, _ = schema.AppendBatchEvent(body, &items[i].ev, nil)
+	}
+	subject := schema.EventSubject("com.example.app")
+	var seq atomic.Int64
+	run := func(b *testing.B, setup func(nc *nats.Conn) func(m *nats.Msg) error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		bs, err := bus.Open(ctx, bus.Config{DataDir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer bs.Close()
+		if err := schema.EnsureStreams(ctx, bs.JetStream, schema.DefaultStreamLimits()); err != nil {
+			b.Fatal(err)
+		}
+		op := setup(bs.Conn)
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		var failures atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			m := nats.NewMsg(subject)
+			m.Data = body
+			m.Header.Set(schema.EventsHeader, "2")
+			m.Header.Set(jetstream.MsgIDHeader, "")
+			var buf []byte
+			for pb.Next() {
+				buf = strconv.AppendInt(append(buf[:0], 'r'), seq.Add(1), 10)
+				m.Header[jetstream.MsgIDHeader][0] = string(buf)
+				if err := op(m); err != nil {
+					failures.Add(1)
+				}
+			}
+		})
+		b.StopTimer()
+		if n := failures.Load(); n > 0 {
+			b.Fatalf("%d publishes failed", n)
+		}
+		b.ReportMetric(float64(b.N*20)/b.Elapsed().Seconds(), "events/s")
+	}
+	b.Run("async", func(b *testing.B) {
+		run(b, func(nc *nats.Conn) func(*nats.Msg) error {
+			js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(DefaultMaxPendingPublishes))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return func(m *nats.Msg) error {
+				f, err := js.PublishMsgAsync(m)
+				if err != nil {
+					return err
+				}
+				t := time.NewTimer(DefaultPublishTimeout)
+				defer t.Stop()
+				select {
+				case <-f.Ok():
+					return nil
+				case err := <-f.Err():
+					return err
+				case <-t.C:
+					return errUnavailable
+				}
+			}
+		})
+	})
+	b.Run("sync", func(b *testing.B) {
+		run(b, func(nc *nats.Conn) func(*nats.Msg) error {
+			js, err := jetstream.New(nc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return func(m *nats.Msg) error {
+				ctx, cancel := context.WithTimeout(context.Background(), DefaultPublishTimeout)
+				defer cancel()
+				_, err := js.PublishMsg(ctx, m)
+				return err
+			}
+		})
+	})
+}

@@ -398,9 +398,9 @@ func checkMetadata(m map[string]string) *eventError {
 // Event ids.
 //
 // The id is the first 16 bytes of SHA-256 over a canonical, length-prefixed
-// encoding of what the device sent (never the receive time), in hex, and
-// it is also the Nats-Msg-Id, so JetStream and ClickHouse (event_id) drop
-// copies.
+// encoding of what the device sent (never the receive time), in hex. The
+// request's message id derives from its events' ids (schema.BatchMsgID),
+// so JetStream drops an exact resend, and ClickHouse (event_id) any copy.
 //
 // Timestamped events get a content id: the plugin queues them (with
 // "timestamp", CapgoUpdater.java:2952, CapgoUpdater.swift:3336) and resends

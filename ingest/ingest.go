@@ -1,5 +1,6 @@
-// Package ingest accepts device stats (POST /stats) and publishes every
-// valid event to JetStream, answering 2xx only once JetStream holds them.
+// Package ingest accepts device stats (POST /stats) and publishes each
+// request's valid events to JetStream as one message (schema/batch.go),
+// answering 2xx only once JetStream holds it.
 package ingest
 
 import (
@@ -7,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -50,8 +52,9 @@ type Config struct {
 	// PublishTimeout bounds the wait for JetStream's acknowledgements
 	// (and for room in the publish window); past it the answer is 429.
 	PublishTimeout time.Duration
-	// MaxPendingPublishes bounds events published but not yet acknowledged
-	// across all requests, so memory stays bounded when JetStream is slow.
+	// MaxPendingPublishes bounds messages (one per request, normally)
+	// published but not yet acknowledged across all requests, so memory
+	// stays bounded when JetStream is slow.
 	MaxPendingPublishes int
 	// RetryAfter is the shortest Retry-After of 429 answers; each answer
 	// adds a random 0 to RetryAfter more (see retryAfterSeconds).
@@ -68,7 +71,8 @@ type Config struct {
 // Handler serves POST /stats.
 type Handler struct {
 	cfg        Config
-	pub        *publisher // nil without JetStream
+	nc         *nats.Conn
+	js         jetstream.JetStream // own context (publish window); nil without JetStream
 	m          *metrics
 	log        *slog.Logger
 	retryAfter int // seconds
@@ -78,8 +82,8 @@ type Handler struct {
 	seq        atomic.Uint64
 }
 
-// New builds the handler. It publishes on cfg.JetStream's connection with
-// its own ack matching (see publisher): a bounded window of unacknowledged
+// New builds the handler. It publishes on cfg.JetStream's connection
+// through its own JetStream context: a bounded window of unacknowledged
 // messages, and every request stops waiting at PublishTimeout.
 func New(cfg Config) *Handler {
 	if cfg.MaxBodyBytes <= 0 {
@@ -111,7 +115,15 @@ func New(cfg Config) *Handler {
 	}
 	if cfg.JetStream != nil {
 		if nc := cfg.JetStream.Conn(); nc != nil {
-			h.pub = newPublisher(nc, cfg.MaxPendingPublishes)
+			// The ack timeout drops futures a request stopped waiting
+			// for, so they do not hold the window forever.
+			js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(cfg.MaxPendingPublishes),
+				jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
+			if err == nil {
+				h.nc, h.js = nc, js
+			} else {
+				h.log.Error("stats publisher not created; answering 429", "err", err)
+			}
 		}
 	}
 	h.pool.New = func() any { return new(reqState) }
@@ -129,19 +141,14 @@ func (h *Handler) nonce() (n [16]byte) {
 
 // reqState is the per-request scratch, pooled.
 type reqState struct {
-	body  []byte
-	dec   decoder
-	out   []byte
-	cnt   []labelCount
-	keys  []string
-	batch batch
-	msg   nats.Msg
-	hdr   nats.Header
-	data  []byte
-	reply []byte
-	idx   []int // item index of each published message
-	// pending lists the messages a resend sends again.
-	pending []int
+	body []byte
+	dec  decoder
+	out  []byte
+	cnt  []labelCount
+	keys []string
+	data []byte   // the messages' bodies, back to back
+	idx  []int    // item index of each published event, message by message
+	msgs []outMsg // the request's messages
 }
 
 type labelCount struct {
@@ -307,103 +314,71 @@ func (h *Handler) attribute(items []item, received int64) (snap *release.Snapsho
 // errUnavailable is a publish that could not start.
 var errUnavailable = errors.New("jetstream unavailable")
 
-// publish sends every valid event asynchronously, one message each with
-// its id as Nats-Msg-Id, then waits for all the acknowledgements. It
-// returns nil only when JetStream acknowledged every one (as stored or as
-// a duplicate of a stored one).
+// Outcome of one message.
+const (
+	msgPending uint8 = iota
+	msgStored
+	msgDuplicate
+	msgFailed
+)
+
+// outMsg is one JetStream message of a request: a run of its valid
+// events of one app (st.idx[lo:hi]), body st.data[start:end].
+type outMsg struct {
+	msg        nats.Msg
+	hdr        nats.Header
+	lo, hi     int
+	start, end int
+	futs       []jetstream.PubAckFuture // the first send, then resends
+	state      uint8
+	err        error
+}
+
+// publish sends the request's valid events as version 2 messages (one
+// per app, normally one in all; split past schema.MaxBatchBytes) with a
+// Nats-Msg-Id derived from their event ids, then waits for every ack. It
+// returns nil only when JetStream acknowledged every message (as stored
+// or as a duplicate of a stored one).
 func (h *Handler) publish(ctx context.Context, st *reqState, snap *release.Snapshot, items []item, valid int) error {
-	if h.pub == nil {
+	if h.js == nil {
 		h.m.publishErrors.Add(float64(valid))
 		return errUnavailable
 	}
-	if s := h.pub.nc.Status(); s != nats.CONNECTED {
+	if s := h.nc.Status(); s != nats.CONNECTED {
 		// Don't park events in the reconnect buffer for a request that
 		// will be answered 429 anyway.
 		h.m.publishErrors.Add(float64(valid))
 		return errors.Join(errUnavailable, errors.New("nats connection "+s.String()))
 	}
-	if err := h.pub.subscribe(); err != nil {
-		h.m.publishErrors.Add(float64(valid))
-		return errors.Join(errUnavailable, err)
-	}
 	deadline := time.Now().Add(h.cfg.PublishTimeout)
-	b := &st.batch
-	if err := h.pub.begin(b, valid, deadline); err != nil {
-		h.m.publishErrors.Add(float64(valid))
-		return err
-	}
-	// The connection copies subject, headers and data into its buffer
-	// before PublishMsg returns, so one message, header and buffer serve
-	// every event.
-	if st.hdr == nil {
-		st.hdr = nats.Header{jetstream.MsgIDHeader: make([]string, 1)}
-	}
-	msg := &st.msg
-	msg.Header = st.hdr
-	idv := st.hdr[jetstream.MsgIDHeader]
-	st.idx = st.idx[:0]
-	var subjApp string
-	var sendErr error
-	for i := range items {
-		it := &items[i]
-		if it.err != nil {
-			continue
-		}
-		if it.ev.AppID != subjApp || msg.Subject == "" {
-			subjApp, msg.Subject = it.ev.AppID, schema.EventSubject(it.ev.AppID)
-		}
-		k := len(st.idx)
-		st.reply = h.pub.replySubject(st.reply[:0], b, k)
-		msg.Reply = string(st.reply)
-		st.data, st.keys = appendEvent(st.data[:0], &it.ev, st.keys)
-		msg.Data = st.data
-		idv[0] = it.ev.ID
-		if err := h.pub.nc.PublishMsg(msg); err != nil {
-			sendErr = err
+	h.build(st, items)
+	for k := range st.msgs {
+		if sendErr := h.send(&st.msgs[k], deadline); sendErr != nil {
+			for j := k; j < len(st.msgs); j++ {
+				st.msgs[j].state, st.msgs[j].err = msgFailed, sendErr
+			}
 			break
 		}
-		st.idx = append(st.idx, i)
 	}
-	msg.Data, msg.Reply, idv[0] = nil, "", ""
-	if sendErr != nil {
-		h.pub.unsent(b, len(st.idx), sendErr)
-	}
-	timer := time.NewTimer(time.Until(deadline))
-	resend := time.NewTimer(resendAfter)
-	var waitErr error
-wait:
-	for resends := 0; ; {
-		select {
-		case <-b.done:
-			break wait
-		case <-timer.C:
-			waitErr = jetstream.ErrAsyncPublishTimeout
-			break wait
-		case <-ctx.Done():
-			waitErr = ctx.Err()
-			break wait
-		case <-resend.C:
-			// Unanswered after resendAfter: most likely sent to a stream
-			// leader that died. The same Nats-Msg-Id makes a second copy
-			// harmless, and the new leader answers it.
-			h.resend(st, b, items)
-			if resends++; resends < maxResends {
-				resend.Reset(resendAfter)
+	waitErr := h.wait(ctx, st, deadline)
+	failed := 0
+	var firstErr error
+	for k := range st.msgs {
+		m := &st.msgs[k]
+		switch m.state {
+		case msgStored:
+			for _, i := range st.idx[m.lo:m.hi] {
+				st.add(snap, &items[i].ev)
+			}
+		case msgDuplicate:
+		default:
+			failed += m.hi - m.lo
+			if firstErr == nil {
+				firstErr = m.err
 			}
 		}
-	}
-	timer.Stop()
-	resend.Stop()
-	h.pub.end(b)
-	failed := 0
-	for k, a := range b.acks {
-		switch a {
-		case ackStored:
-			st.add(snap, &items[st.idx[k]].ev)
-		case ackDuplicate:
-		default:
-			failed++
-		}
+		m.msg.Data, m.futs = nil, m.futs[:0]
+		clear(m.futs[:cap(m.futs)])
 	}
 	for _, c := range st.cnt {
 		h.m.events.WithLabelValues(c.app, c.action, c.platform, c.scope).Add(float64(c.n))
@@ -411,8 +386,8 @@ wait:
 	if failed > 0 {
 		h.m.publishErrors.Add(float64(failed))
 		switch {
-		case b.err != nil:
-			return b.err
+		case firstErr != nil:
+			return firstErr
 		case waitErr != nil:
 			return waitErr
 		}
@@ -421,36 +396,143 @@ wait:
 	return nil
 }
 
+// build encodes the request's messages into st.
+func (h *Handler) build(st *reqState, items []item) {
+	st.idx, st.data = st.idx[:0], st.data[:0]
+	n := 0
+	var m *outMsg
+	for i := range items {
+		it := &items[i]
+		if it.err != nil {
+			continue
+		}
+		if m == nil || it.ev.AppID != items[st.idx[m.lo]].ev.AppID || len(st.data)-m.start >= schema.MaxBatchBytes {
+			if m != nil {
+				m.hi, m.end = len(st.idx), len(st.data)
+			}
+			if n < cap(st.msgs) {
+				st.msgs = st.msgs[:n+1] // keeps its header map
+			} else {
+				st.msgs = append(st.msgs, outMsg{})
+			}
+			m = &st.msgs[n]
+			n++
+			m.lo, m.start, m.state, m.err = len(st.idx), len(st.data), msgPending, nil
+		} else {
+			st.data = append(st.data, schema.BatchSeparator)
+		}
+		st.data, st.keys = schema.AppendEventJSON(st.data, &it.ev, st.keys)
+		st.idx = append(st.idx, i)
+	}
+	m.hi, m.end = len(st.idx), len(st.data)
+	st.msgs = st.msgs[:n]
+	for k := range st.msgs {
+		m := &st.msgs[k]
+		if m.hdr == nil {
+			m.hdr = nats.Header{jetstream.MsgIDHeader: make([]string, 1), schema.EventsHeader: {"2"}}
+		}
+		idx := st.idx[m.lo:m.hi]
+		m.hdr[jetstream.MsgIDHeader][0] = schema.BatchMsgID(func(yield func(string) bool) {
+			for _, i := range idx {
+				if !yield(items[i].ev.ID) {
+					return
+				}
+			}
+		})
+		m.msg = nats.Msg{Subject: schema.EventSubject(items[idx[0]].ev.AppID), Header: m.hdr, Data: st.data[m.start:m.end]}
+	}
+}
+
+// send publishes m (again, on a resend) without waiting for its ack.
+// Waiting for room in the publish window ends at deadline. The library's
+// own retries stay off: m is reused once the request is answered, and
+// resends are this package's.
+func (h *Handler) send(m *outMsg, deadline time.Time) error {
+	f, err := h.js.PublishMsgAsync(&m.msg,
+		jetstream.WithStallWait(max(time.Until(deadline), time.Millisecond)), jetstream.WithRetryAttempts(0))
+	if err != nil {
+		return fmt.Errorf("publish %d events: %w", m.hi-m.lo, err)
+	}
+	m.futs = append(m.futs, f)
+	return nil
+}
+
+// wait takes the first answer to each message until all have one, the
+// deadline passes or ctx ends. A message unanswered after resendAfter
+// is sent again under the same Nats-Msg-Id.
+func (h *Handler) wait(ctx context.Context, st *reqState, deadline time.Time) error {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	resend := time.NewTimer(resendAfter)
+	defer resend.Stop()
+	resends := 0
+	for k := range st.msgs {
+		m := &st.msgs[k]
+		for m.state == msgPending {
+			var ok [1 + maxResends]<-chan *jetstream.PubAck
+			var fail [1 + maxResends]<-chan error
+			for j, f := range m.futs {
+				ok[j], fail[j] = f.Ok(), f.Err()
+			}
+			var ack *jetstream.PubAck
+			var err error
+			select {
+			case ack = <-ok[0]:
+			case ack = <-ok[1]:
+			case ack = <-ok[2]:
+			case ack = <-ok[3]:
+			case err = <-fail[0]:
+			case err = <-fail[1]:
+			case err = <-fail[2]:
+			case err = <-fail[3]:
+			case <-timer.C:
+				return jetstream.ErrAsyncPublishTimeout
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-resend.C:
+				// Unanswered after resendAfter: most likely sent to a
+				// stream leader that died. The same Nats-Msg-Id makes a
+				// second copy harmless, and the new leader answers it.
+				h.resend(st, deadline)
+				if resends++; resends < maxResends {
+					resend.Reset(resendAfter)
+				}
+				continue
+			}
+			switch {
+			case err != nil:
+				m.state, m.err = msgFailed, err
+			case ack.Duplicate:
+				m.state = msgDuplicate
+			default:
+				m.state = msgStored
+			}
+		}
+	}
+	return nil
+}
+
 const (
-	// resendAfter is how long an unanswered event waits before it is sent
-	// again; a healthy stream answers in milliseconds.
+	// resendAfter is how long an unanswered message waits before it is
+	// sent again; a healthy stream answers in milliseconds.
 	resendAfter = time.Second
 	maxResends  = 3
 )
 
-// resend publishes again the events of b still without an answer.
-func (h *Handler) resend(st *reqState, b *batch, items []item) {
-	st.pending = h.pub.pending(b, st.pending[:0])
-	if len(st.pending) == 0 {
-		return
-	}
-	msg := &st.msg
-	msg.Header = st.hdr
-	idv := st.hdr[jetstream.MsgIDHeader]
-	for _, k := range st.pending {
-		ev := &items[st.idx[k]].ev
-		msg.Subject = schema.EventSubject(ev.AppID)
-		st.reply = h.pub.replySubject(st.reply[:0], b, k)
-		msg.Reply = string(st.reply)
-		st.data, st.keys = appendEvent(st.data[:0], ev, st.keys)
-		msg.Data = st.data
-		idv[0] = ev.ID
-		if err := h.pub.nc.PublishMsg(msg); err != nil {
+// resend publishes again the messages still without an answer.
+func (h *Handler) resend(st *reqState, deadline time.Time) {
+	events := 0
+	for k := range st.msgs {
+		m := &st.msgs[k]
+		if m.state != msgPending || len(m.futs) > maxResends {
+			continue
+		}
+		if h.send(m, deadline) != nil {
 			break
 		}
+		events += m.hi - m.lo
 	}
-	msg.Data, msg.Reply, idv[0] = nil, "", ""
-	h.m.resent.Add(float64(len(st.pending)))
+	h.m.resent.Add(float64(events))
 }
 
 // add counts one stored event under its bounded labels.

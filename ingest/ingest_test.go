@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -107,10 +108,11 @@ func doPost(t *testing.T, h http.Handler, method, body string) response {
 type stored struct {
 	subject string
 	msgID   string
+	seq     uint64 // of its message
 	ev      schema.Event
 }
 
-// streamEvents reads every message in the events stream.
+// streamEvents reads every event in the events stream.
 func (e *env) streamEvents() []stored {
 	e.t.Helper()
 	return readStream(e.t, e.js)
@@ -136,11 +138,16 @@ func readStream(t *testing.T, js jetstream.JetStream) []stored {
 		if err != nil {
 			continue // deleted
 		}
-		var ev schema.Event
-		if err := json.Unmarshal(m.Data, &ev); err != nil {
-			t.Fatalf("message %d does not decode as schema.Event: %v: %s", seq, err, m.Data)
+		if v := m.Header.Get(schema.EventsHeader); v != "2" {
+			t.Fatalf("message %d has %s %q, want 2", seq, schema.EventsHeader, v)
 		}
-		out = append(out, stored{subject: m.Subject, msgID: m.Header.Get(jetstream.MsgIDHeader), ev: ev})
+		evs, err := schema.DecodeBatch(m.Data)
+		if err != nil {
+			t.Fatalf("message %d does not decode as events: %v: %s", seq, err, m.Data)
+		}
+		for _, ev := range evs {
+			out = append(out, stored{subject: m.Subject, msgID: m.Header.Get(jetstream.MsgIDHeader), seq: seq, ev: ev})
+		}
 	}
 	return out
 }
@@ -177,7 +184,7 @@ func TestObjectBody(t *testing.T) {
 		t.Errorf("subject %q", s.subject)
 	}
 	ev := s.ev
-	if !idRe.MatchString(ev.ID) || s.msgID != ev.ID {
+	if !idRe.MatchString(ev.ID) || s.msgID != schema.BatchMsgID(slices.Values([]string{ev.ID})) {
 		t.Errorf("id %q, Nats-Msg-Id %q", ev.ID, s.msgID)
 	}
 	want := schema.Event{
@@ -409,25 +416,34 @@ func TestEventIdentityResentBatch(t *testing.T) {
 			t.Fatalf("send %d: %d %s", i, r.Code, r.raw)
 		}
 	}
-	// The same events in a later batch with a new one in front also dedupe.
+	// The same events in a later batch with a new one in front keep their
+	// ids, so ClickHouse (event_id) drops them; JetStream only drops
+	// exact resends of a request.
 	later := "[" + strings.Join([]string{event("app_launch_start", `"timestamp":1750000000000`),
 		event("set", `"timestamp":1749999999000`), event("set", `"timestamp":1749999999001`)}, ",") + "]"
 	if r := e.post(later); r.Code != 200 {
 		t.Fatalf("later: %d %s", r.Code, r.raw)
 	}
 	got := e.streamEvents()
-	if len(got) != 5 {
-		t.Fatalf("stream holds %d events, want 5", len(got))
+	if len(got) != 7 {
+		t.Fatalf("stream holds %d events, want 4 + 3", len(got))
 	}
 	ids := map[string]bool{}
+	msgs := map[uint64][]string{}
 	for _, s := range got {
-		if ids[s.ev.ID] || s.msgID != s.ev.ID {
-			t.Fatalf("duplicate id %s (msg id %s)", s.ev.ID, s.msgID)
-		}
 		ids[s.ev.ID] = true
+		msgs[s.seq] = append(msgs[s.seq], s.ev.ID)
 	}
-	if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=set", "platform=android", "scope=production"); v != 2 {
-		t.Errorf("events_total{set} = %v, want 2 (duplicates not counted)", v)
+	if len(ids) != 5 || len(msgs) != 2 {
+		t.Fatalf("%d distinct ids in %d messages, want 5 in 2", len(ids), len(msgs))
+	}
+	for _, s := range got {
+		if want := schema.BatchMsgID(slices.Values(msgs[s.seq])); s.msgID != want {
+			t.Fatalf("message %d: msg id %s, want %s", s.seq, s.msgID, want)
+		}
+	}
+	if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=set", "platform=android", "scope=production"); v != 4 {
+		t.Errorf("events_total{set} = %v, want 4 (exact resends not counted)", v)
 	}
 }
 
@@ -450,12 +466,19 @@ func TestEventIdentityTimestampless(t *testing.T) {
 	if len(got) != 4 {
 		t.Fatalf("stream holds %d events, want 4", len(got))
 	}
-	ids := map[string]bool{}
+	ids, msgIDs := map[string]bool{}, map[string]uint64{}
 	for _, s := range got {
-		if ids[s.msgID] {
-			t.Fatalf("msg id %s given twice", s.msgID)
+		if ids[s.ev.ID] {
+			t.Fatalf("id %s given twice", s.ev.ID)
 		}
-		ids[s.msgID] = true
+		ids[s.ev.ID] = true
+		if seq, ok := msgIDs[s.msgID]; ok && seq != s.seq {
+			t.Fatalf("msg id %s given to messages %d and %d", s.msgID, seq, s.seq)
+		}
+		msgIDs[s.msgID] = s.seq
+	}
+	if len(msgIDs) != 3 {
+		t.Errorf("%d messages, want 3 (one per request)", len(msgIDs))
 	}
 	if v := metric(t, e.reg, "capstan_stats_events_total", "app=unknown", "action=download_manifest_start", "platform=android", "scope=production"); v != 4 {
 		t.Errorf("events_total = %v, want 4", v)
@@ -464,7 +487,7 @@ func TestEventIdentityTimestampless(t *testing.T) {
 
 func TestPublishFailureStreamFull(t *testing.T) {
 	l := schema.DefaultStreamLimits()
-	l.MaxMsgs = 5
+	l.MaxMsgs = 1 // a message per request: the first fills it
 	e := newEnv(t, l, nil)
 	first := "[" + strings.Repeat(event("set", `"timestamp":1`)+",", 0) + event("set", `"timestamp":1`) + "," +
 		event("set", `"timestamp":2`) + "," + event("set", `"timestamp":3`) + "]"
@@ -483,14 +506,13 @@ func TestPublishFailureStreamFull(t *testing.T) {
 	if n, err := strconv.Atoi(r.RetryAfter); err != nil || n < 2 || n > 4 {
 		t.Fatalf("Retry-After %q is not 2 to 4 seconds", r.RetryAfter)
 	}
-	if got := e.streamEvents(); len(got) != 5 {
-		t.Fatalf("stream holds %d, want 5 (nothing discarded)", len(got))
+	if got := e.streamEvents(); len(got) != 3 {
+		t.Fatalf("stream holds %d, want 3 (nothing discarded)", len(got))
 	}
-	if v := metric(t, e.reg, "capstan_stats_publish_errors_total"); v != 2 {
-		t.Errorf("publish errors = %v, want 2", v)
+	if v := metric(t, e.reg, "capstan_stats_publish_errors_total"); v != 4 {
+		t.Errorf("publish errors = %v, want 4", v)
 	}
-	// Once there is room the device's retry of the same batch completes it
-	// without duplicating the two events that did get in.
+	// Once there is room the device's retry of the same batch gets in.
 	l.MaxMsgs = 100
 	if err := schema.EnsureStreams(testCtx(t), e.js, l); err != nil {
 		t.Fatal(err)
@@ -723,5 +745,63 @@ func TestScopeMetric(t *testing.T) {
 	got := e.streamEvents()
 	if len(got) != 4 || !got[3].ev.Ignored || got[0].ev.Ignored {
 		t.Fatalf("stored %+v", got)
+	}
+}
+
+// A request is one message per run of events of one app, in order.
+func TestOneMessagePerAppRun(t *testing.T) {
+	e := newEnv(t, schema.DefaultStreamLimits(), nil)
+	other := `"app_id":"com.other.app"`
+	body := "[" + strings.Join([]string{
+		event("set", `"timestamp":1`), event("set", `"timestamp":2`), `{"bad":true}`,
+		event("set", `"timestamp":3`, other), event("set", `"timestamp":4`),
+	}, ",") + "]"
+	if r := e.post(body); r.Code != 200 {
+		t.Fatalf("%d %s", r.Code, r.raw)
+	}
+	got := e.streamEvents()
+	var seqs []uint64
+	var apps []string
+	for _, s := range got {
+		if len(seqs) == 0 || seqs[len(seqs)-1] != s.seq {
+			seqs = append(seqs, s.seq)
+			apps = append(apps, s.ev.AppID)
+		}
+		if s.subject != schema.EventSubject(s.ev.AppID) {
+			t.Errorf("event of %s in message on %s", s.ev.AppID, s.subject)
+		}
+	}
+	if len(got) != 4 || !slices.Equal(apps, []string{"com.example.app", "com.other.app", "com.example.app"}) {
+		t.Fatalf("%d events in messages of %v", len(got), apps)
+	}
+	for i, want := range []int64{1, 2, 3, 4} {
+		if got[i].ev.ClientMs != want {
+			t.Fatalf("event %d has timestamp %d, want %d (order kept)", i, got[i].ev.ClientMs, want)
+		}
+	}
+}
+
+// A request too large for one message is split, every message within
+// schema.MaxBatchBytes plus one event.
+func TestLargeRequestSplit(t *testing.T) {
+	e := newEnv(t, schema.DefaultStreamLimits(), nil)
+	var meta []string
+	for k := 0; k < 30; k++ {
+		meta = append(meta, fmt.Sprintf(`"k%d":"%s"`, k, strings.Repeat("x", 2000)))
+	}
+	var evs []string
+	for i := 0; i < 12; i++ {
+		evs = append(evs, event("set", fmt.Sprintf(`"timestamp":%d`, i+1), `"metadata":{`+strings.Join(meta, ",")+`}`))
+	}
+	if r := e.post("[" + strings.Join(evs, ",") + "]"); r.Code != 200 {
+		t.Fatalf("%d %s", r.Code, r.raw)
+	}
+	got := e.streamEvents()
+	msgs := map[uint64]bool{}
+	for _, s := range got {
+		msgs[s.seq] = true
+	}
+	if len(got) != 12 || len(msgs) < 3 {
+		t.Fatalf("%d events in %d messages, want 12 in at least 3", len(got), len(msgs))
 	}
 }

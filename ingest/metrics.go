@@ -38,11 +38,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		publishErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "capstan_stats_publish_errors_total",
-			Help: "Events JetStream did not acknowledge (unreachable, stream full, timeout); their request was answered 429.",
+			Help: "Events whose message JetStream did not acknowledge (unreachable, stream full, timeout); their request was answered 429.",
 		}),
 		resent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "capstan_stats_publish_resent_total",
-			Help: "Events sent to JetStream again because their acknowledgement did not come within a second (a stream leader lost); the same Nats-Msg-Id keeps them from being stored twice.",
+			Help: "Events sent to JetStream again (counted per event of each resent request message) because the message's acknowledgement did not come within a second (a stream leader lost); the same Nats-Msg-Id keeps it from being stored twice.",
 		}),
 		codes: map[int]prometheus.Counter{},
 	}
