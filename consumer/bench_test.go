@@ -3,11 +3,11 @@ package consumer
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,25 +38,30 @@ func benchEvent(i int) *schema.Event {
 	return e
 }
 
-// publishBacklog stores n events in the events stream, a window of
-// asynchronous publishes at a time.
+// publishBacklog stores n events in the events stream as ingest does,
+// 20 to a message, a window of asynchronous publishes at a time.
 func publishBacklog(tb testing.TB, js jetstream.JetStream, n int) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	const window = 2000
+	const window, perMsg = 200, 20
 	futures := make([]jetstream.PubAckFuture, 0, window)
 	for i := 0; i < n; {
 		futures = futures[:0]
-		for ; i < n && len(futures) < window; i++ {
-			ev := benchEvent(i)
-			data, err := json.Marshal(ev)
-			if err != nil {
-				tb.Fatal(err)
+		for ; i < n && len(futures) < window; i += perMsg {
+			var body []byte
+			var ids []string
+			app := fmt.Sprintf("com.example.bench%d", (i/perMsg)%4) // a request is one app's
+			for k := i; k < min(i+perMsg, n); k++ {
+				ev := benchEvent(k)
+				ev.AppID = app
+				body, _ = schema.AppendBatchEvent(body, ev, nil)
+				ids = append(ids, ev.ID)
 			}
-			m := nats.NewMsg(schema.EventSubject(ev.AppID))
-			m.Data = data
-			m.Header.Set(jetstream.MsgIDHeader, ev.ID)
+			m := nats.NewMsg(schema.EventSubject(app))
+			m.Data = body
+			m.Header.Set(schema.EventsHeader, "2")
+			m.Header.Set(jetstream.MsgIDHeader, schema.BatchMsgID(slices.Values(ids)))
 			f, err := js.PublishMsgAsync(m)
 			if err != nil {
 				tb.Fatal(err)

@@ -1,5 +1,6 @@
 // Package consumer moves stats events from the JetStream work queue into
-// ClickHouse in batches, acknowledging each event only once ClickHouse holds it.
+// ClickHouse in batches, acknowledging each message only once ClickHouse
+// holds all its events (or the bad ones are dead-lettered).
 package consumer
 
 import (
@@ -167,16 +168,36 @@ func New(cfg Config) (*Consumer, error) {
 	}, nil
 }
 
-// item is one delivered message on its way to ClickHouse.
-type item struct {
+// delivered is one message from the events stream: one event (version 1)
+// or a request's events (version 2, schema/batch.go). It is acked once
+// every one of its rows is in ClickHouse or dead-lettered.
+type delivered struct {
 	msg  jetstream.Msg
 	seq  uint64 // stream sequence
 	ms   int64  // stream time, epoch ms
 	redo bool   // delivered before
-	ev   *schema.Event
+	// version is the message format (0 when unknown).
+	version int
+	// rows are its events, in order, including undecodable records.
+	rows []*item
+	// Why the whole message goes to the dead-letter stream, if it does.
+	reason, detail string
+	// unsettled: a row neither stored nor dead-lettered, so the message
+	// must not be acked.
+	unsettled bool
+}
+
+// item is one event (a row) on its way to ClickHouse.
+type item struct {
+	m *delivered
+	// index is the record's place in a version 2 message (-1 for
+	// version 1); rec is its body.
+	index int
+	rec   []byte
+	ev    *schema.Event
 	// dupOf is the row carrying the same event id earlier in the batch.
 	dupOf *item
-	// Why the message goes to the dead-letter stream, if it does.
+	// Why the event goes to the dead-letter stream, if it does.
 	reason, detail string
 }
 
@@ -235,25 +256,29 @@ func (c *Consumer) Run(ctx context.Context) error {
 		defer close(inserterDone)
 		c.insertLoop(flushCtx, sealed)
 	}()
-	var held *batch // sealed but not handed over when ctx ended
-	hand := func(b *batch) {
-		select {
-		case sealed <- b:
-		case <-ctx.Done():
-			held = b
-		}
-	}
-
+	// Batches sealed but not yet taken by the inserter: a fetch may fill
+	// more than one, as messages hold many rows. Sealed batches are kept
+	// alive (seal), so they may wait.
+	var queue []*batch
 	open := c.newBatch()
 	fetchFailures := 0
+	perMsg := initialRowsPerMsg
 	for ctx.Err() == nil {
-		if len(open.items) > 0 && (len(open.items) >= c.cfg.BatchSize || !time.Now().Before(open.deadline)) {
-			hand(c.seal(open))
+		if len(queue) > 0 {
+			select {
+			case sealed <- queue[0]:
+				queue = queue[1:]
+			case <-ctx.Done():
+			}
+			continue
+		}
+		if open.rows > 0 && (open.rows >= c.cfg.BatchSize || !time.Now().Before(open.deadline)) {
+			queue = append(queue, c.seal(open))
 			open = c.newBatch()
 			continue
 		}
 		wait := c.cfg.Linger
-		if len(open.items) > 0 {
+		if open.rows > 0 {
 			wait = time.Until(open.deadline)
 		}
 		// The server ends the pull at its expiry, after the last message
@@ -261,12 +286,25 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// messages already on their way, which JetStream redelivers only
 		// after AckWait. Short pulls keep shutdown prompt.
 		wait = min(max(wait, 10*time.Millisecond), maxFetchWait)
-		mb, err := cons.Fetch(c.cfg.BatchSize-len(open.items), jetstream.FetchMaxWait(wait))
+		n := max(1, (c.cfg.BatchSize-open.rows)/perMsg)
+		mb, err := cons.Fetch(n, jetstream.FetchMaxWait(wait))
 		if err == nil {
+			most := 0
 			for m := range mb.Messages() {
-				if open.add(c.prepare(m), c.cfg.Linger) {
+				d := c.prepare(m)
+				most = max(most, len(d.rows))
+				// A message is never split across inserts: one that does
+				// not fit starts the next batch.
+				if open.rows > 0 && open.rows+d.weight() > c.cfg.BatchSize {
+					queue = append(queue, c.seal(open))
+					open = c.newBatch()
+				}
+				if open.add(d, c.cfg.Linger) {
 					c.m.fillingOldestMs.Store(open.oldestMs())
 				}
+			}
+			if most > 0 {
+				perMsg = most
 			}
 			err = mb.Error()
 		}
@@ -285,12 +323,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		fetchFailures = 0
 	}
 	// Drain: the inserter finishes what it holds, then takes the sealed
-	// batch and the open one, all bounded by flushCtx.
-	if held != nil {
-		sealed <- held
+	// batches and the open one, all bounded by flushCtx.
+	for _, b := range queue {
+		sealed <- b
 	}
-	if len(open.items) > 0 {
-		c.log.Info("draining", "events", len(open.items))
+	if len(open.msgs) > 0 {
+		c.log.Info("draining", "events", open.rows, "messages", len(open.msgs))
 		sealed <- c.seal(open)
 	}
 	close(sealed)
@@ -298,13 +336,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
+// initialRowsPerMsg guesses the events per message (a device's batch)
+// before the first fetch shows it; a fetch asks for as many messages as
+// the open batch has room for at the largest size of the last fetch.
+const initialRowsPerMsg = 20
+
 // maxFetchWait bounds one pull request, and so how long shutdown waits
 // for the one in progress.
 const maxFetchWait = time.Second
 
-// batch is the events of one insert, from their fetch to their ack.
+// batch is the messages of one insert, from their fetch to their ack.
 type batch struct {
-	items    []*item
+	msgs     []*delivered
+	rows     int       // weight of msgs: their events (at least 1 each)
 	deadline time.Time // inserted by then even if not full
 	// stopKeepAlive ends the progress acks started when the batch was
 	// sealed.
@@ -312,33 +356,37 @@ type batch struct {
 }
 
 func (c *Consumer) newBatch() *batch {
-	return &batch{items: make([]*item, 0, c.cfg.BatchSize)}
+	return &batch{msgs: make([]*delivered, 0, 64)}
 }
 
-// add appends it; first says it is the batch's first event.
-func (b *batch) add(it *item, linger time.Duration) (first bool) {
-	first = len(b.items) == 0
+// weight is what d counts towards BatchSize.
+func (d *delivered) weight() int { return max(1, len(d.rows)) }
+
+// add appends d; first says it is the batch's first message.
+func (b *batch) add(d *delivered, linger time.Duration) (first bool) {
+	first = len(b.msgs) == 0
 	if first {
 		b.deadline = time.Now().Add(linger)
 	}
-	b.items = append(b.items, it)
+	b.msgs = append(b.msgs, d)
+	b.rows += d.weight()
 	return first
 }
 
-// oldestMs is the stream time of the batch's first event (0 if empty).
+// oldestMs is the stream time of the batch's first message (0 if empty).
 func (b *batch) oldestMs() int64 {
-	if len(b.items) == 0 {
+	if len(b.msgs) == 0 {
 		return 0
 	}
-	return b.items[0].ms
+	return b.msgs[0].ms
 }
 
-// seal closes b to new events. From here until it is acked, progress
+// seal closes b to new messages. From here until it is acked, progress
 // acks keep it from being redelivered however long the inserter takes
 // to get to it and to store it.
 func (c *Consumer) seal(b *batch) *batch {
 	c.m.fillingOldestMs.Store(0)
-	b.stopKeepAlive = c.keepAlive(b.items)
+	b.stopKeepAlive = c.keepAlive(b.msgs)
 	return b
 }
 
@@ -348,7 +396,7 @@ func (c *Consumer) insertLoop(ctx context.Context, sealed <-chan *batch) {
 	defer c.waitAckConfirmed()
 	for b := range sealed {
 		c.m.flushingOldestMs.Store(b.oldestMs())
-		c.flush(ctx, b.items)
+		c.flush(ctx, b.msgs)
 		b.stopKeepAlive()
 		c.m.flushingOldestMs.Store(0)
 	}
@@ -366,87 +414,147 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 	return cons, nil
 }
 
-// prepare decodes a delivered message; undecodable ones carry the
-// reason they will be dead-lettered with.
-func (c *Consumer) prepare(m jetstream.Msg) *item {
-	it := &item{msg: m, ms: time.Now().UnixMilli()}
+// prepare decodes a delivered message into its rows; undecodable
+// records carry the reason they will be dead-lettered with, and a
+// message with no decodable record at all is dead-lettered whole.
+func (c *Consumer) prepare(m jetstream.Msg) *delivered {
+	d := &delivered{msg: m, ms: time.Now().UnixMilli()}
 	if md, err := m.Metadata(); err == nil {
-		it.seq = md.Sequence.Stream
-		it.ms = md.Timestamp.UnixMilli()
+		d.seq = md.Sequence.Stream
+		d.ms = md.Timestamp.UnixMilli()
 		if md.NumDelivered > 1 {
-			it.redo = true
+			d.redo = true
 			c.m.redeliveries.Inc()
 		}
 	}
-	ev, derr := decodeEvent(m.Data())
-	if derr != nil {
-		it.reason, it.detail = derr.reason, derr.detail
-		return it
+	v, err := schema.MessageVersion(m.Headers())
+	if err != nil {
+		d.reason, d.detail = ReasonUnknownFormat, err.Error()
+		return d
 	}
-	it.ev = ev
-	return it
+	d.version = v
+	if v == schema.EventsVersion1 {
+		it := &item{m: d, index: -1, rec: m.Data()}
+		ev, derr := decodeEvent(it.rec)
+		if derr != nil {
+			// The message is this one event: dead-lettered whole.
+			d.reason, d.detail = derr.reason, derr.detail
+			return d
+		}
+		it.ev = ev
+		d.rows = []*item{it}
+		return d
+	}
+	good := 0
+	var first *decodeError
+	schema.BatchRecords(m.Data(), func(i int, rec []byte) {
+		it := &item{m: d, index: i, rec: rec}
+		if ev, derr := decodeEvent(rec); derr != nil {
+			it.reason, it.detail = derr.reason, derr.detail
+			if first == nil {
+				first = derr
+			}
+		} else {
+			it.ev = ev
+			good++
+		}
+		d.rows = append(d.rows, it)
+	})
+	if good == 0 {
+		d.rows = nil
+		d.reason, d.detail = first.reason, fmt.Sprintf("no record decodes; record 0: %s", first.detail)
+	}
+	return d
 }
 
 // flush inserts a batch and acks it. On return every message is acked
 // (the confirmation of the last ack may still be on its way: see ack),
-// terminated after dead-lettering, or (ctx ended first) left for
-// JetStream to redeliver: never acked without being stored.
-func (c *Consumer) flush(ctx context.Context, batch []*item) {
-	rows := make([]*item, 0, len(batch))
-	var dead, dups []*item
-	first := make(map[string]*item, len(batch))
+// terminated after dead-lettering, or (ctx ended first, or a dead
+// letter could not be stored) left for JetStream to redeliver: never
+// acked before all its rows are stored or dead-lettered.
+func (c *Consumer) flush(ctx context.Context, batch []*delivered) {
+	var rows, dups, dead []*item
+	first := make(map[string]*item)
 	check := false
-	for _, it := range batch {
-		switch {
-		case it.ev == nil:
-			dead = append(dead, it)
-		case first[it.ev.ID] != nil:
-			// The same event twice in one batch (published twice outside
-			// the duplicate window): one row, both messages settled alike.
-			it.dupOf = first[it.ev.ID]
-			dups = append(dups, it)
-		default:
-			first[it.ev.ID] = it
-			rows = append(rows, it)
-			check = check || it.redo
+	for _, d := range batch {
+		d.unsettled = false
+		for _, it := range d.rows {
+			switch {
+			case it.ev == nil:
+				dead = append(dead, it)
+			case first[it.ev.ID] != nil:
+				// The same event twice in one batch (published twice
+				// outside the duplicate window): one row, both settled
+				// alike.
+				it.dupOf = first[it.ev.ID]
+				dups = append(dups, it)
+			default:
+				first[it.ev.ID] = it
+				rows = append(rows, it)
+				check = check || d.redo
+			}
 		}
 	}
 	rejected, err := c.insert(ctx, rows, check)
 	if err != nil {
-		c.log.Warn("batch left in jetstream for redelivery", "events", len(batch), "err", err)
-		// Hand the events to another replica now rather than after
-		// AckWait; any that did get stored are filtered out there.
-		for _, it := range batch {
-			_ = it.msg.Nak()
+		c.log.Warn("batch left in jetstream for redelivery", "events", len(rows)+len(dups), "messages", len(batch), "err", err)
+		// Hand the messages to another replica now rather than after
+		// AckWait; rows that did get stored are filtered out there.
+		for _, d := range batch {
+			_ = d.msg.Nak()
 		}
 		return
 	}
 	for _, it := range rejected {
 		it.reason = ReasonInsertRejected
 	}
-	good := make([]*item, 0, len(rows)+len(dups))
-	for _, it := range append(rows, dups...) {
-		row := it
-		if it.dupOf != nil {
-			row = it.dupOf
-		}
-		if row.reason != "" {
+	for _, it := range dups {
+		if row := it.dupOf; row.reason != "" {
 			it.reason, it.detail = row.reason, row.detail
-			dead = append(dead, it)
-		} else {
-			good = append(good, it)
 		}
 	}
-	c.ack(ctx, good)
+	for _, it := range append(rows, dups...) {
+		if it.reason != "" {
+			dead = append(dead, it)
+		}
+	}
+	// Dead letters first: a message is acked only after its bad events
+	// are stored elsewhere.
 	for _, it := range dead {
-		if err := c.deadLetter(ctx, it); err != nil {
-			c.log.Warn("dead letter not stored; message left for redelivery", "seq", it.seq, "err", err)
+		if err := c.deadLetterEvent(ctx, it); err != nil {
+			c.log.Warn("dead letter not stored; message left for redelivery", "seq", it.m.seq, "index", it.index, "err", err)
+			it.m.unsettled = true
 			continue
 		}
-		if err := it.msg.TermWithReason(it.reason); err != nil {
-			c.log.Warn("terminate dead-lettered message", "seq", it.seq, "err", err)
-		}
 		c.m.deadLetters.WithLabelValues(it.reason).Inc()
+	}
+	var acks []*delivered
+	for _, d := range batch {
+		switch {
+		case d.unsettled:
+		case d.reason != "":
+			if err := c.deadLetter(ctx, d, d.msg.Data(), d.msg.Headers().Get(schema.EventsHeader), -1, d.reason, d.detail); err != nil {
+				c.log.Warn("dead letter not stored; message left for redelivery", "seq", d.seq, "err", err)
+				continue
+			}
+			c.m.deadLetters.WithLabelValues(d.reason).Inc()
+			c.term(d)
+		case d.version == schema.EventsVersion1 && d.rows[0].reason != "":
+			c.term(d) // its one event was dead-lettered: the message with it
+		default:
+			acks = append(acks, d)
+		}
+	}
+	c.ack(ctx, acks)
+}
+
+func (c *Consumer) term(d *delivered) {
+	reason := d.reason
+	if reason == "" {
+		reason = d.rows[0].reason
+	}
+	if err := d.msg.TermWithReason(reason); err != nil {
+		c.log.Warn("terminate dead-lettered message", "seq", d.seq, "err", err)
 	}
 }
 
@@ -455,18 +563,18 @@ func (c *Consumer) flush(ctx context.Context, batch []*item) {
 // background, next to the following insert, and before the next batch's
 // acks, so unconfirmed acks never exceed one batch. A lost ack only means
 // a redelivery, which the next flush filters out against ClickHouse.
-func (c *Consumer) ack(ctx context.Context, items []*item) {
-	if len(items) == 0 {
+func (c *Consumer) ack(ctx context.Context, msgs []*delivered) {
+	if len(msgs) == 0 {
 		return
 	}
 	c.waitAckConfirmed()
-	last := len(items) - 1
-	for _, it := range items[:last] {
-		if err := it.msg.Ack(); err != nil {
-			c.log.Warn("ack", "seq", it.seq, "err", err)
+	last := len(msgs) - 1
+	for _, d := range msgs[:last] {
+		if err := d.msg.Ack(); err != nil {
+			c.log.Warn("ack", "seq", d.seq, "err", err)
 		}
 	}
-	msg, seq := items[last].msg, items[last].seq
+	msg, seq := msgs[last].msg, msgs[last].seq
 	done := make(chan struct{})
 	c.ackConfirmed = done
 	go func() {
@@ -492,7 +600,7 @@ func (c *Consumer) waitAckConfirmed() {
 
 // keepAlive sends progress acks for the batch every third of AckWait
 // until stopped, so slow inserts and retries don't cause redelivery.
-func (c *Consumer) keepAlive(batch []*item) (stop func()) {
+func (c *Consumer) keepAlive(batch []*delivered) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -505,9 +613,9 @@ func (c *Consumer) keepAlive(batch []*item) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				for _, it := range batch {
+				for _, d := range batch {
 					// Fails harmlessly for messages already acked.
-					_ = it.msg.InProgress()
+					_ = d.msg.InProgress()
 				}
 			}
 		}
@@ -515,19 +623,37 @@ func (c *Consumer) keepAlive(batch []*item) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
-// deadLetter stores a message in the dead-letter stream, retrying until
-// JetStream confirms it or ctx ends.
-func (c *Consumer) deadLetter(ctx context.Context, it *item) error {
+// deadLetterEvent stores one bad event: a version 1 message is stored
+// whole, a version 2 record alone, as a version 1 message.
+func (c *Consumer) deadLetterEvent(ctx context.Context, it *item) error {
+	if it.index < 0 {
+		return c.deadLetter(ctx, it.m, it.m.msg.Data(), "", -1, it.reason, it.detail)
+	}
+	return c.deadLetter(ctx, it.m, it.rec, "", it.index, it.reason, it.detail)
+}
+
+// deadLetter stores body (from message d; version its Capstan-Events
+// header, "" for version 1; index its record, -1 for all of it) in the
+// dead-letter stream, retrying until JetStream confirms it or ctx ends.
+func (c *Consumer) deadLetter(ctx context.Context, d *delivered, body []byte, version string, index int, reason, detail string) error {
 	m := nats.NewMsg(schema.DeadLetterSubject)
-	m.Data = it.msg.Data()
-	m.Header.Set(HeaderOriginalSubject, it.msg.Subject())
-	m.Header.Set(HeaderStreamSequence, strconv.FormatUint(it.seq, 10))
-	m.Header.Set(HeaderReason, it.reason)
-	m.Header.Set(HeaderError, truncate(it.detail, 1024))
+	m.Data = body
+	m.Header.Set(HeaderOriginalSubject, d.msg.Subject())
+	m.Header.Set(HeaderStreamSequence, strconv.FormatUint(d.seq, 10))
+	m.Header.Set(HeaderReason, reason)
+	m.Header.Set(HeaderError, truncate(detail, 1024))
+	if version != "" {
+		m.Header.Set(schema.EventsHeader, version)
+	}
 	// A redelivered message dead-lettered again is dropped as a duplicate.
-	m.Header.Set(jetstream.MsgIDHeader, schema.EventsStream+"-"+strconv.FormatUint(it.seq, 10))
-	c.log.Warn("dead-lettering message", "seq", it.seq, "subject", it.msg.Subject(),
-		"reason", it.reason, "detail", it.detail)
+	id := schema.EventsStream + "-" + strconv.FormatUint(d.seq, 10)
+	if index >= 0 {
+		m.Header.Set(HeaderRecordIndex, strconv.Itoa(index))
+		id += "-" + strconv.Itoa(index)
+	}
+	m.Header.Set(jetstream.MsgIDHeader, id)
+	c.log.Warn("dead-lettering", "seq", d.seq, "index", index, "subject", d.msg.Subject(),
+		"reason", reason, "detail", detail)
 	return c.retry(ctx, "publish dead letter", func(ctx context.Context) error {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()

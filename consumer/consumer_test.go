@@ -116,8 +116,10 @@ func testEvent(app string, i int) *schema.Event {
 	}
 }
 
-// publish stores events in the events stream the way ingest does
-// (Nats-Msg-Id = event id) and returns how many JetStream acknowledged.
+// publish stores events in the events stream the way fronts before
+// per-request messages did (version 1: one message per event, Nats-Msg-Id
+// = event id) and returns how many JetStream acknowledged. publishBatches
+// stores them as ingest does now.
 func publish(t testing.TB, js jetstream.JetStream, events []*schema.Event) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)

@@ -14,14 +14,22 @@ const (
 	ReasonMissingField   = "missing_field"
 	ReasonInvalidField   = "invalid_field"
 	ReasonInsertRejected = "insert_rejected"
+	// ReasonUnknownFormat: a Capstan-Events version this consumer does
+	// not know (a newer front); the message is kept whole.
+	ReasonUnknownFormat = "unknown_format"
 )
 
-// Headers set on a dead-lettered message; the body is the original payload.
+// Headers set on a dead-lettered message. The body is the original
+// message, or for one bad event of a version 2 message that event alone
+// (a version 1 body).
 const (
 	HeaderOriginalSubject = "Capstan-Original-Subject"
 	HeaderStreamSequence  = "Capstan-Stream-Sequence"
 	HeaderReason          = "Capstan-Dead-Letter-Reason"
 	HeaderError           = "Capstan-Dead-Letter-Error"
+	// HeaderRecordIndex is the place of a dead-lettered event in its
+	// version 2 message; absent when the body is the whole message.
+	HeaderRecordIndex = "Capstan-Record-Index"
 )
 
 // decodeError says why a message cannot become a row.
