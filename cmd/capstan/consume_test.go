@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,11 +52,19 @@ func TestConsumeCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 50
-	for i := 0; i < n; i++ {
-		ev := schema.Event{ID: fmt.Sprintf("%032x", i+1), ReceivedMs: time.Now().UnixMilli(), AppID: "com.example.cmd",
-			DeviceID: fmt.Sprintf("device-%d", i), Platform: "ios", Action: "set", VersionName: "1.0.0"}
-		data, _ := json.Marshal(ev)
-		if _, err := js.Publish(ctx, schema.EventSubject(ev.AppID), data, jetstream.WithMsgID(ev.ID)); err != nil {
+	// As fronts publish: one message per request, here of 10 events.
+	for r := 0; r < n/10; r++ {
+		m := nats.NewMsg(schema.EventSubject("com.example.cmd"))
+		var ids []string
+		for i := r * 10; i < r*10+10; i++ {
+			ev := schema.Event{ID: fmt.Sprintf("%032x", i+1), ReceivedMs: time.Now().UnixMilli(), AppID: "com.example.cmd",
+				DeviceID: fmt.Sprintf("device-%d", i), Platform: "ios", Action: "set", VersionName: "1.0.0"}
+			m.Data, _ = schema.AppendBatchEvent(m.Data, &ev, nil)
+			ids = append(ids, ev.ID)
+		}
+		m.Header.Set(schema.EventsHeader, "2")
+		m.Header.Set(jetstream.MsgIDHeader, schema.BatchMsgID(slices.Values(ids)))
+		if _, err := js.PublishMsg(ctx, m); err != nil {
 			t.Fatal(err)
 		}
 	}
