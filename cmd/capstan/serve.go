@@ -53,7 +53,7 @@ func runServe(ctx context.Context, args []string) error {
 	linger := durationFlag(fs, "batch-linger", "CAPSTAN_BATCH_LINGER", consumer.DefaultLinger, "longest an event waits for its batch to fill")
 	streamMaxBytes := int64Flag(fs, "stream-max-bytes", "CAPSTAN_STREAM_MAX_BYTES", -1, "cap on the events stream's size; when full, /stats answers 429 stats_unavailable and devices keep their events (-1 = storage limit only)")
 	streamMaxAge := durationFlag(fs, "stream-max-age", "CAPSTAN_STREAM_MAX_AGE", 0, "drop unconsumed events older than this (0 = never)")
-	streamMaxMsgs := int64Flag(fs, "stream-max-msgs", "CAPSTAN_STREAM_MAX_MSGS", -1, "cap on the events held in the stream (-1 = none)")
+	streamMaxMsgs := int64Flag(fs, "stream-max-msgs", "CAPSTAN_STREAM_MAX_MSGS", -1, "cap on the messages held in the stream, one per /stats request (-1 = none)")
 	bundleFetchTimeout := durationFlag(fs, "bundle-fetch-timeout", "CAPSTAN_BUNDLE_FETCH_TIMEOUT", release.DefaultFetchTimeout, "longest a bundle fetch from JetStream may go without progress before the download answers 503")
 	dupWindow := durationFlag(fs, "stream-duplicate-window", "CAPSTAN_STREAM_DUPLICATE_WINDOW", schema.DefaultDuplicateWindow, "how long JetStream drops resent event ids (memory grows with rate × window)")
 	statsMaxEvents := intFlag(fs, "stats-max-events", "CAPSTAN_STATS_MAX_EVENTS", ingest.DefaultMaxEvents, "most events in one /stats body (413 above)")
