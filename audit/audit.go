@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/capstan-io/capstan/bus"
+	"github.com/capstan-io/capstan/internal/promreg"
 )
 
 // Stream is the JetStream stream holding the audit log.
@@ -165,25 +166,10 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Log, error) 
 		}),
 	}
 	if o.Registerer != nil {
-		l.changes = register(o.Registerer, l.changes)
-		l.appendErrs = register(o.Registerer, l.appendErrs)
+		l.changes = promreg.Register(o.Registerer, l.changes)
+		l.appendErrs = promreg.Register(o.Registerer, l.appendErrs)
 	}
 	return l, nil
-}
-
-// register registers c, or returns the collector already registered
-// under its name (a second Log on the same registry shares the series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err)
-	}
-	return c
 }
 
 // Subject is the subject of app's entries: SubjectPrefix plus the app id

@@ -1,11 +1,12 @@
 package consumer
 
 import (
-	"errors"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/capstan-io/capstan/internal/promreg"
 )
 
 type metrics struct {
@@ -75,32 +76,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return m
 	}
-	m.batchSize = register(reg, m.batchSize)
-	m.insertDuration = register(reg, m.insertDuration)
-	m.inserted = register(reg, m.inserted)
-	m.insertErrors = register(reg, m.insertErrors)
-	m.retries = register(reg, m.retries)
-	m.redeliveries = register(reg, m.redeliveries)
-	m.deadLetters = register(reg, m.deadLetters)
-	m.pending = register(reg, m.pending)
-	m.lastInsert = register(reg, m.lastInsert)
+	m.batchSize = promreg.Register(reg, m.batchSize)
+	m.insertDuration = promreg.Register(reg, m.insertDuration)
+	m.inserted = promreg.Register(reg, m.inserted)
+	m.insertErrors = promreg.Register(reg, m.insertErrors)
+	m.retries = promreg.Register(reg, m.retries)
+	m.redeliveries = promreg.Register(reg, m.redeliveries)
+	m.deadLetters = promreg.Register(reg, m.deadLetters)
+	m.pending = promreg.Register(reg, m.pending)
+	m.lastInsert = promreg.Register(reg, m.lastInsert)
 	// A second consumer in one registry keeps the first one's lag gauge.
 	_ = reg.Register(lag)
 	return m
-}
-
-// register adds c to reg, or returns the collector already registered
-// under the same name so several consumers in one process share it.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 func (m *metrics) lagSeconds(now time.Time) float64 {

@@ -1,10 +1,11 @@
 package ingest
 
 import (
-	"errors"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/capstan-io/capstan/internal/promreg"
 )
 
 type metrics struct {
@@ -46,12 +47,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		codes: map[int]prometheus.Counter{},
 	}
-	m.events = register(reg, m.events)
-	m.rejected = register(reg, m.rejected)
-	m.requests = register(reg, m.requests)
-	m.duration = register(reg, m.duration)
-	m.publishErrors = register(reg, m.publishErrors)
-	m.resent = register(reg, m.resent)
+	m.events = promreg.Register(reg, m.events)
+	m.rejected = promreg.Register(reg, m.rejected)
+	m.requests = promreg.Register(reg, m.requests)
+	m.duration = promreg.Register(reg, m.duration)
+	m.publishErrors = promreg.Register(reg, m.publishErrors)
+	m.resent = promreg.Register(reg, m.resent)
 	// Series exist from the start, so rate() and alerts see zeros.
 	for _, r := range rejectReasons {
 		m.rejected.WithLabelValues(r)
@@ -68,22 +69,4 @@ func (m *metrics) request(code int) {
 		return
 	}
 	m.requests.WithLabelValues(strconv.Itoa(code)).Inc()
-}
-
-// register adds c to reg, reusing an identical collector registered
-// before (two handlers on one registry share their series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic("ingest: register metrics: " + err.Error())
-	}
-	return c
 }

@@ -1,10 +1,9 @@
 package guard
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/capstan-io/capstan/internal/promreg"
 	"github.com/capstan-io/capstan/update/release"
 )
 
@@ -47,31 +46,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		shown: map[[2]string]bool{},
 	}
 	if reg != nil {
-		m.leader = register(reg, m.leader)
-		m.decisions = register(reg, m.decisions)
-		m.evaluations = register(reg, m.evaluations)
-		m.lastRound = register(reg, m.lastRound)
-		m.percent = register(reg, m.percent)
-		m.paused = register(reg, m.paused)
+		m.leader = promreg.Register(reg, m.leader)
+		m.decisions = promreg.Register(reg, m.decisions)
+		m.evaluations = promreg.Register(reg, m.evaluations)
+		m.lastRound = promreg.Register(reg, m.lastRound)
+		m.percent = promreg.Register(reg, m.percent)
+		m.paused = promreg.Register(reg, m.paused)
 	}
 	for _, r := range []string{"ok", "error"} {
 		m.evaluations.WithLabelValues(r)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered
-// under its name (a guard restarted in the same process).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // state exports one channel's rollout.
