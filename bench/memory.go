@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -71,9 +72,19 @@ func seedStore(ctx context.Context, js jetstream.JetStream, dir string, apps []A
 		if err := st.CreateApp(ctx, release.App{ID: a.ID, Name: a.ID, CreatedAt: time.Now().UTC()}); err != nil {
 			return fmt.Errorf("seed app: %w", err)
 		}
-		if err := parallel(ctx, 16, len(a.Bundles), func(i int) error {
+		// Bundle creates of one app conflict on its key; a few at a time,
+		// each retried when it lost too often, keep the seed fast.
+		if err := parallel(ctx, 4, len(a.Bundles), func(i int) error {
 			v := a.Bundles[i]
-			return st.CreateBundle(ctx, release.Bundle{AppID: a.ID, Version: v, CreatedAt: time.Now().UTC()}, bytes.NewReader(zip))
+			for retry := false; ; retry = true {
+				err := st.CreateBundle(ctx, release.Bundle{AppID: a.ID, Version: v, CreatedAt: time.Now().UTC()}, bytes.NewReader(zip))
+				if retry && errors.Is(err, release.ErrExists) {
+					return nil // an earlier attempt landed after all
+				}
+				if !errors.Is(err, release.ErrConcurrent) {
+					return err
+				}
+			}
 		}); err != nil {
 			return fmt.Errorf("seed bundles: %w", err)
 		}
