@@ -282,6 +282,11 @@ type Builder struct {
 	// ownChoice marks the apps and shards of choices this builder copied.
 	ownChoice    map[string]*[choiceShards]bool
 	ownChoiceMap bool
+	// lastOvr caches ovrApp's answer for lastOvrApp: loads and bursts
+	// come in runs of one app.
+	lastOvrApp string
+	lastOvr    *appOverrides
+	lastOwn    *ovrOwned
 }
 
 // NewBuilder starts from base (nil means empty).
@@ -381,8 +386,13 @@ type ovrOwned struct {
 // ovrApp returns the app's overrides owned by this builder, copying them
 // (without their shards) on first use; nil when absent and !create.
 func (b *Builder) ovrApp(appID string, create bool) (*appOverrides, *ovrOwned) {
+	if b.lastOwn != nil && appID == b.lastOvrApp {
+		return b.lastOvr, b.lastOwn
+	}
 	if own := b.ownOvr[appID]; own != nil {
-		return b.next.overrides[appID], own
+		a := b.next.overrides[appID]
+		b.lastOvrApp, b.lastOvr, b.lastOwn = appID, a, own
+		return a, own
 	}
 	old := b.next.overrides[appID]
 	if old == nil && !create {
@@ -404,6 +414,7 @@ func (b *Builder) ovrApp(appID string, create bool) (*appOverrides, *ovrOwned) {
 	own := &ovrOwned{}
 	b.next.overrides[appID] = a
 	b.ownOvr[appID] = own
+	b.lastOvrApp, b.lastOvr, b.lastOwn = appID, a, own
 	return a, own
 }
 
@@ -429,7 +440,21 @@ func (b *Builder) channelIndex(a *appOverrides, own *ovrOwned, name string) uint
 	if i, ok := own.index[name]; ok {
 		return i
 	}
-	name = b.internStr(name)
+	return b.addChannelName(a, own, b.internStr(name))
+}
+
+// channelIndexBytes is channelIndex for a name in bytes; it allocates
+// only for a name new to the builder.
+func (b *Builder) channelIndexBytes(a *appOverrides, own *ovrOwned, name []byte) uint32 {
+	if own.index != nil {
+		if i, ok := own.index[string(name)]; ok {
+			return i
+		}
+	}
+	return b.channelIndex(a, own, b.internBytes(name))
+}
+
+func (b *Builder) addChannelName(a *appOverrides, own *ovrOwned, name string) uint32 {
 	i := uint32(len(a.names))
 	a.names = append(a.names, name)
 	own.index[name] = i
@@ -454,6 +479,15 @@ func (b *Builder) internBytes(p []byte) string {
 	return s
 }
 
+// internApp is internBytes for app ids, skipping the lookup for the app
+// of the last override.
+func (b *Builder) internApp(p []byte) string {
+	if b.lastOwn != nil && string(p) == b.lastOvrApp {
+		return b.lastOvrApp
+	}
+	return b.internBytes(p)
+}
+
 // PutOverride pins a device; DeviceID is lowercased here.
 func (b *Builder) PutOverride(o Override) {
 	dev := strings.ToLower(o.DeviceID)
@@ -475,15 +509,27 @@ func (b *Builder) PutOverride(o Override) {
 
 func (b *Builder) putOverrideUUID(appID string, u uuid, channel string) {
 	a, own := b.ovrApp(b.internStr(appID), true)
+	b.putUUID(a, own, u, b.channelIndex(a, own, channel))
+}
+
+// putOverrideUUIDBytes is putOverrideUUID for an app id already interned
+// and a channel name in bytes, as the bucket's entries give them.
+func (b *Builder) putOverrideUUIDBytes(appID string, u uuid, channel []byte) {
+	a, own := b.ovrApp(appID, true)
+	b.putUUID(a, own, u, b.channelIndexBytes(a, own, channel))
+}
+
+func (b *Builder) putUUID(a *appOverrides, own *ovrOwned, u uuid, ch uint32) {
 	sh := b.ovrShard(a, own, uuidShard(u))
 	if sh.uuids == nil {
 		sh.uuids = map[uuid]uint32{}
 	}
-	if _, ok := sh.uuids[u]; !ok {
+	n := len(sh.uuids)
+	sh.uuids[u] = ch
+	if len(sh.uuids) > n {
 		a.n++
 		b.next.nOverride++
 	}
-	sh.uuids[u] = b.channelIndex(a, own, channel)
 }
 
 // DeleteOverride unpins a device.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -68,64 +70,215 @@ func (s *Store) watchLoop(ctx context.Context) {
 	}
 }
 
-// watchOnce runs one WatchAll: it rebuilds the whole snapshot from the
-// initial values, publishes it once, then applies live changes in batches.
-// loaded reports whether the initial values were all received.
+// watchOnce loads the whole snapshot from the bucket's current entries,
+// publishes it once, then applies live changes in batches on a watch
+// from the loaded revision. loaded reports whether the initial values
+// were all received.
 func (s *Store) watchOnce(ctx context.Context) (loaded bool, err error) {
-	// A reconnect that happened before this watch starts is already
+	// A reconnect that happened before this load starts is already
 	// covered by it.
 	for len(s.reconnected) > 0 {
 		<-s.reconnected
 	}
-	w, stop, err := s.watchAll(ctx)
-	if err != nil {
-		return false, fmt.Errorf("watch bucket %s: %w", s.opts.Bucket, err)
-	}
-	defer func() { stopWatch(w); stop() }()
-	s.watchMu.Lock()
-	s.watcher = w
-	s.watchMu.Unlock()
-	s.watching.Store(true)
-	updates := w.Updates()
-
 	start := time.Now()
-	b := NewBuilder(nil)
-	s.inv.reset()
-	var rev uint64
-	n := 0
-initial:
-	for {
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-s.reconnected:
-			return false, errReconnected
-		case <-s.stalled:
-			return false, errStalled
-		case e, ok := <-updates:
-			if !ok {
-				return false, errWatchClosed
-			}
-			if e == nil {
-				break initial
-			}
-			s.apply(b, e)
-			rev = max(rev, e.Revision())
-			n++
-		}
+	s.watching.Store(true)
+	b, rev, n, err := s.load(ctx)
+	if err != nil {
+		return false, err
 	}
 	s.inv.publish()
 	s.publish(b.Build(), rev)
 	if n >= bigLoad {
-		// The load's garbage (every entry it decoded) is several times the
-		// snapshot; hand it back to the OS now rather than keep it as
-		// GC headroom for the life of the process.
+		// Hand the load's garbage back to the OS now rather than keep it
+		// as GC headroom for the life of the process.
 		debug.FreeOSMemory()
 	}
 	s.log.Info("release snapshot loaded", "keys", n, "overrides", s.Snapshot().OverrideCount(), "took", time.Since(start))
 	s.loaded.Store(true)
 	s.once.Do(func() { close(s.ready) })
-	return true, s.follow(ctx, updates)
+	return true, s.resume(ctx)
+}
+
+// loadBuffer bounds the entries fetched ahead of the load. A push watch
+// lets the server run up to 32 MB of messages ahead of a slower reader,
+// which was most of a large load's peak memory.
+const loadBuffer = 8192
+
+// load folds the bucket's current entries into a new builder, read in
+// revision order through an ordered pull consumer delivering the last
+// message of each key, as WatchAll's initial values. rev is the highest
+// revision applied.
+func (s *Store) load(ctx context.Context) (b *Builder, rev uint64, n int, err error) {
+	cons, stop, err := s.loadConsumer(ctx)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("load bucket %s: %w", s.opts.Bucket, err)
+	}
+	defer stop()
+	b = NewBuilder(nil)
+	s.inv.reset()
+	pending := cons.CachedInfo().NumPending
+	if pending == 0 {
+		return b, 0, 0, nil
+	}
+	// The handler runs on nats.go's goroutine: mu hands b over.
+	var mu sync.Mutex
+	finished := false
+	done := make(chan struct{})
+	handler := func(m jetstream.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		if finished {
+			return
+		}
+		seq, left, ok := ackSeqs(m.Reply())
+		if !ok {
+			err, finished = fmt.Errorf("message without JetStream metadata: %q", m.Reply()), true
+			close(done)
+			return
+		}
+		if key, ok := strings.CutPrefix(m.Subject(), s.subjPrefix); ok {
+			s.applyEntry(b, key, seq, msgDeletes(m), m.Data())
+		}
+		rev = max(rev, seq)
+		n++
+		if left == 0 || uint64(n) >= pending {
+			finished = true
+			close(done)
+		}
+	}
+	cc, err := cons.Consume(handler, jetstream.PullMaxMessages(loadBuffer))
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("load bucket %s: %w", s.opts.Bucket, err)
+	}
+	var aerr error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		aerr = ctx.Err()
+	case <-s.reconnected:
+		aerr = errReconnected
+	case <-s.stalled:
+		aerr = errStalled
+	}
+	cc.Stop()
+	mu.Lock()
+	finished = true
+	mu.Unlock()
+	if aerr != nil {
+		return nil, 0, 0, aerr
+	}
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("load bucket %s: %w", s.opts.Bucket, err)
+	}
+	return b, rev, n, nil
+}
+
+// loadConsumer creates load's consumer, bounded by watchCreateAttempt as
+// watchAll is; stop deletes it without waiting.
+func (s *Store) loadConsumer(ctx context.Context) (jetstream.Consumer, func(), error) {
+	type result struct {
+		cons jetstream.Consumer
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		cfg := jetstream.OrderedConsumerConfig{
+			FilterSubjects:    []string{s.subjPrefix + ">"},
+			DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+			InactiveThreshold: time.Minute,
+			MaxResetAttempts:  3,
+		}
+		if st := s.stream.CachedInfo().Config; st.MaxMsgsPerSubject == 1 && slices.Equal(st.Subjects, cfg.FilterSubjects) {
+			// The same messages: the stream holds only the last of each
+			// key. Unfiltered, the server need not match every subject.
+			cfg.FilterSubjects, cfg.DeliverPolicy = nil, jetstream.DeliverAllPolicy
+		}
+		cons, err := s.stream.OrderedConsumer(ctx, cfg)
+		res <- result{cons, err}
+	}()
+	del := func(r result) {
+		if r.err != nil {
+			return
+		}
+		// An ordered consumer outlives its subscription; InactiveThreshold
+		// removes it if this delete is lost.
+		name := r.cons.CachedInfo().Name
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), watchCreateAttempt)
+			defer cancel()
+			_ = s.js.DeleteConsumer(ctx, s.stream.CachedInfo().Config.Name, name)
+		}()
+	}
+	t := time.NewTimer(watchCreateAttempt)
+	defer t.Stop()
+	select {
+	case r := <-res:
+		if r.err != nil {
+			return nil, nil, r.err
+		}
+		return r.cons, func() { del(r) }, nil
+	case <-t.C:
+		go func() { del(<-res) }()
+		return nil, nil, fmt.Errorf("%w within %s", errNoAnswer, watchCreateAttempt)
+	}
+}
+
+// ackSeqs reads the stream sequence and the number of messages left from
+// a JetStream ack subject ($JS.ACK.[<domain>.<hash>.]<stream>.<consumer>.
+// <delivered>.<sseq>.<cseq>.<time>.<pending>[.<token>]), without the
+// allocations of Msg.Metadata.
+func ackSeqs(reply string) (seq, pending uint64, ok bool) {
+	var tok [12]string
+	n := 0
+	for n < len(tok) {
+		i := strings.IndexByte(reply, '.')
+		if i < 0 {
+			tok[n] = reply
+			n++
+			break
+		}
+		tok[n], reply = reply[:i], reply[i+1:]
+		n++
+	}
+	if tok[0] != "$JS" || tok[1] != "ACK" {
+		return 0, 0, false
+	}
+	switch {
+	case n == 9:
+		return parseUint(tok[5]), parseUint(tok[8]), true
+	case n >= 11:
+		return parseUint(tok[7]), parseUint(tok[10]), true
+	}
+	return 0, 0, false
+}
+
+func parseUint(s string) uint64 {
+	var v uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v
+}
+
+// msgDeletes reports whether a bucket message is a delete or purge
+// marker, as nats.go's KV watch decides it.
+func msgDeletes(m jetstream.Msg) bool {
+	h := m.Headers()
+	if len(h) == 0 {
+		return false
+	}
+	if op := h.Get("KV-Operation"); op != "" {
+		return op == "DEL" || op == "PURGE"
+	}
+	switch h.Get(jetstream.MarkerReasonHeader) {
+	case "MaxAge", "Purge", "Remove":
+		return true
+	}
+	return false
 }
 
 // resume follows the bucket from the revision after the snapshot's, on a
@@ -271,24 +424,28 @@ func (s *Store) follow(ctx context.Context, updates <-chan jetstream.KeyValueEnt
 // every front, running or restarted, ends with the same snapshot whatever
 // order it saw the entries in.
 func (s *Store) apply(b *Builder, e jetstream.KeyValueEntry) {
-	if strings.HasPrefix(e.Key(), ovrKeyPrefix) {
-		s.applyOverride(b, e)
+	s.applyEntry(b, e.Key(), e.Revision(), e.Operation() != jetstream.KeyValuePut, e.Value())
+}
+
+// applyEntry is apply for a key's entry at revision rev.
+func (s *Store) applyEntry(b *Builder, key string, rev uint64, del bool, value []byte) {
+	if strings.HasPrefix(key, ovrKeyPrefix) {
+		s.applyOverride(b, key, rev, del, value)
 		return
 	}
-	pk, err := parseKey(e.Key())
+	pk, err := parseKey(key)
 	if err != nil {
 		// Not a key of this schema (possibly a newer one): nothing in the
 		// snapshot depends on it.
-		s.log.Warn("release bucket: skipping unknown key", "key", e.Key(), "err", err)
+		s.log.Warn("release bucket: skipping unknown key", "key", key, "err", err)
 		return
 	}
-	del := e.Operation() != jetstream.KeyValuePut
 	if pk.kind == kindChanSeq {
 		// Bookkeeping for channel ids; not part of the snapshot.
 		return
 	}
-	if err := s.applyKind(b, pk, del, e.Value()); err != nil {
-		s.inv.mark(e.Key(), e.Revision(), err)
+	if err := s.applyKind(b, pk, del, value); err != nil {
+		s.inv.mark(key, rev, err)
 		if pk.kind == kindApp {
 			// Unknown to readers as after a delete, but its channels and
 			// bundles stay for a good value to bring back: hiding does not
@@ -299,7 +456,7 @@ func (s *Store) apply(b *Builder, e jetstream.KeyValueEntry) {
 		}
 		return
 	}
-	s.inv.clear(e.Key())
+	s.inv.clear(key)
 }
 
 // applyKind applies a put (decoding value) or a delete of one parsed key;
@@ -359,14 +516,14 @@ func (s *Store) applyKind(b *Builder, pk parsedKey, del bool, value []byte) erro
 // applyOverride is apply for override keys, the bulk of a large bucket:
 // a UUID device id goes from the key straight to its 16 bytes, and the
 // app id is interned, so a kept override allocates no strings.
-func (s *Store) applyOverride(b *Builder, e jetstream.KeyValueEntry) {
+func (s *Store) applyOverride(b *Builder, key string, rev uint64, isDel bool, value []byte) {
 	var buf ovrKeyBuf
-	appB, devB, err := parseOvrKey(e.Key(), &buf)
+	appB, devB, err := parseOvrKey(key, &buf)
 	if err != nil {
-		s.log.Warn("release bucket: skipping unknown key", "key", e.Key(), "err", err)
+		s.log.Warn("release bucket: skipping unknown key", "key", key, "err", err)
 		return
 	}
-	app := b.internBytes(appB)
+	app := b.internApp(appB)
 	u, isUUID := parseUUID(devB)
 	del := func() {
 		if isUUID {
@@ -375,29 +532,41 @@ func (s *Store) applyOverride(b *Builder, e jetstream.KeyValueEntry) {
 			b.DeleteOverride(app, string(devB))
 		}
 	}
-	if e.Operation() != jetstream.KeyValuePut {
+	if isDel {
 		del()
 		if len(s.inv.cur) > 0 {
-			s.inv.clear(e.Key())
+			s.inv.clear(key)
 		}
 		return
 	}
-	var v Override
-	err = decodeValue(e.Value(), &v)
-	if err == nil && v.Channel == "" {
-		err = errors.New("override without a channel")
-	}
-	if err != nil {
-		s.inv.mark(e.Key(), e.Revision(), err)
-		del()
-		return
+	ch, fast := overrideChannelFast(value)
+	var channel string
+	if !fast {
+		var v Override
+		err = decodeValue(value, &v)
+		if err == nil && v.Channel == "" {
+			err = errors.New("override without a channel")
+		}
+		if err != nil {
+			s.inv.mark(key, rev, err)
+			del()
+			return
+		}
+		channel = v.Channel
 	}
 	if len(s.inv.cur) > 0 {
-		s.inv.clear(e.Key())
+		s.inv.clear(key)
+	}
+	if isUUID && fast {
+		b.putOverrideUUIDBytes(app, u, ch)
+		return
+	}
+	if fast {
+		channel = b.internBytes(ch)
 	}
 	if isUUID {
-		b.putOverrideUUID(app, u, v.Channel)
+		b.putOverrideUUID(app, u, channel)
 	} else {
-		b.PutOverride(Override{AppID: app, DeviceID: string(devB), Channel: v.Channel})
+		b.PutOverride(Override{AppID: app, DeviceID: string(devB), Channel: channel})
 	}
 }
