@@ -237,17 +237,33 @@ func (s *Store) commit(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
 			return 0, err
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
-		last := msgs[len(msgs)-1].Subject
-		e, rerr := s.last(ctx, strings.TrimPrefix(last, s.subjPrefix))
+		seq, stored, rerr := s.landed(ctx, msgs, id)
 		if rerr != nil {
 			return 0, fmt.Errorf("%w; reading it back: %w", err, rerr)
 		}
-		if e.writeID == id {
-			return e.seq, nil
+		if stored {
+			return seq, nil
 		}
 		// Not stored: its expectations still hold or fail as before.
-		s.log.Debug("release write unanswered and not stored; sending again", "subject", last)
+		s.log.Debug("release write unanswered and not stored; sending again", "subject", msgs[0].Subject)
 	}
+}
+
+// landed reports whether the write id stored msgs, and the revision of
+// its last message. Any one key still holding the id proves the whole
+// batch landed; each key is read, since others may have rewritten some
+// (a hot app key) since. A batch's messages take consecutive revisions.
+func (s *Store) landed(ctx context.Context, msgs []*nats.Msg, id string) (uint64, bool, error) {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		e, err := s.last(ctx, strings.TrimPrefix(msgs[i].Subject, s.subjPrefix))
+		if err != nil {
+			return 0, false, err
+		}
+		if e.writeID == id {
+			return e.seq + uint64(len(msgs)-1-i), true, nil
+		}
+	}
+	return 0, false, nil
 }
 
 // commitAttempt bounds the wait for one answer of a write.
