@@ -144,13 +144,21 @@ func queryCounts(ctx context.Context, ch *ClickHouse, db string) (chCounts, erro
 func (e *Env) E2E(ctx context.Context, c Config) (*Report, error) {
 	rep := &Report{Title: "end to end", Started: time.Now()}
 	const db = "capstan"
-	ch, err := StartClickHouse(filepath.Join(e.Dir, "clickhouse"))
+	// Each run gets its own data directories: a front reusing the last
+	// run's JetStream would drop this run's events as duplicates of that
+	// run's (the same fleet and timestamps give the same event ids) while
+	// acknowledging them, and they would never reach this ClickHouse.
+	name := "e2e"
+	if c.Split {
+		name = "e2e-split"
+	}
+	ch, err := StartClickHouse(filepath.Join(e.Dir, "clickhouse-"+name))
 	if err != nil {
 		return nil, err
 	}
 	defer ch.Stop()
 	e.Log("clickhouse on 127.0.0.1:%d (native), :%d (http)", ch.TCPPort, ch.HTTPPort)
-	fo := ServeOptions{Name: "front-e2e", ClickHouseURL: ch.DSN(db), Consume: !c.Split}
+	fo := ServeOptions{Name: "front-" + name, ClickHouseURL: ch.DSN(db), Consume: !c.Split}
 	var natsPort int
 	if c.Split {
 		if natsPort, err = FreePort(); err != nil {
@@ -354,7 +362,7 @@ func (e *Env) startConsume(ctx context.Context, natsURL, chURL string) (*Proc, e
 		return nil, err
 	}
 	args := []string{"consume", "--nats-url", natsURL, "--clickhouse-url", chURL, "--metrics-listen", fmt.Sprintf("127.0.0.1:%d", mport)}
-	p, err := StartProc("consume-e2e", e.Bin, args, append(childEnv(), e.FrontEnv...), filepath.Join(e.Dir, "consume-e2e.log"))
+	p, err := StartProc("consume-e2e-split", e.Bin, args, append(childEnv(), e.FrontEnv...), filepath.Join(e.Dir, "consume-e2e-split.log"))
 	if err != nil {
 		return nil, err
 	}
