@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/capstan-io/capstan/audit"
 	"github.com/capstan-io/capstan/bus"
 	"github.com/capstan-io/capstan/update/admin"
 	"github.com/capstan-io/capstan/update/release"
@@ -21,6 +22,12 @@ import (
 // cliEnv runs the real admin API on an embedded JetStream and points the
 // CLI at it through the same env vars users set.
 func cliEnv(t *testing.T) (context.Context, *release.Store) {
+	t.Helper()
+	return cliEnvWith(t, false)
+}
+
+// cliEnvWith is cliEnv, with an audit log behind the admin API when audited.
+func cliEnvWith(t *testing.T, audited bool) (context.Context, *release.Store) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
@@ -37,8 +44,16 @@ func cliEnv(t *testing.T) (context.Context, *release.Store) {
 	if err := st.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
+	cfg := admin.Config{Store: st, AdminToken: "cli-secret", TempDir: t.TempDir()}
+	if audited {
+		log, err := audit.Open(ctx, b.JetStream, audit.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Audit = log
+	}
 	r := chi.NewRouter()
-	r.Mount("/api/v1", admin.New(admin.Config{Store: st, AdminToken: "cli-secret", TempDir: t.TempDir()}).Handler())
+	r.Mount("/api/v1", admin.New(cfg).Handler())
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	t.Setenv("CAPSTAN_SERVER", srv.URL)

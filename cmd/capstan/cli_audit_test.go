@@ -5,57 +5,17 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/capstan-io/capstan/audit"
-	"github.com/capstan-io/capstan/bus"
 	"github.com/capstan-io/capstan/update/admin"
-	"github.com/capstan-io/capstan/update/release"
 )
 
-// cliAuditEnv is cliEnv with an audit log behind the admin API.
-func cliAuditEnv(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	st, err := release.Open(ctx, b.JetStream, release.Options{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if err := st.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	log, err := audit.Open(ctx, b.JetStream, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	r.Mount("/api/v1", admin.New(admin.Config{Store: st, AdminToken: "cli-secret", TempDir: t.TempDir(), Audit: log}).Handler())
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	t.Setenv("CAPSTAN_SERVER", srv.URL)
-	t.Setenv("CAPSTAN_TOKEN", "cli-secret")
-	t.Setenv("CAPSTAN_APP", "")
-	t.Setenv("CAPSTAN_JSON", "")
-	os.Unsetenv("CAPSTAN_APP")
-	os.Unsetenv("CAPSTAN_JSON")
-	return ctx
-}
-
 func TestCLIAudit(t *testing.T) {
-	ctx := cliAuditEnv(t)
+	ctx, _ := cliEnvWith(t, true)
 	tok := strings.TrimSpace(mustRun(t, ctx, runToken, "create", "--name", "release-bot"))
 	t.Setenv("CAPSTAN_TOKEN", tok)
 	mustRun(t, ctx, runApp, "create", "com.example.a")

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/capstan-io/capstan/bus"
 	"github.com/capstan-io/capstan/update/bundlezip"
@@ -38,6 +39,16 @@ type env struct {
 // newEnv runs the admin API on a real store over an embedded JetStream.
 func newEnv(t *testing.T, tweak func(*Config)) *env {
 	t.Helper()
+	return newEnvJS(t, func(c *Config, _ jetstream.JetStream) {
+		if tweak != nil {
+			tweak(c)
+		}
+	})
+}
+
+// newEnvJS is newEnv whose tweak also gets the JetStream the store uses.
+func newEnvJS(t *testing.T, tweak func(*Config, jetstream.JetStream)) *env {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir()})
@@ -54,9 +65,7 @@ func newEnv(t *testing.T, tweak func(*Config)) *env {
 		t.Fatal(err)
 	}
 	cfg := Config{Store: st, AdminToken: testToken, TempDir: t.TempDir()}
-	if tweak != nil {
-		tweak(&cfg)
-	}
+	tweak(&cfg, b.JetStream)
 	r := chi.NewRouter()
 	r.Mount("/api/v1", New(cfg).Handler())
 	srv := httptest.NewServer(r)

@@ -3,45 +3,28 @@ package admin
 import (
 	"bytes"
 	"context"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/capstan-io/capstan/audit"
-	"github.com/capstan-io/capstan/bus"
 	"github.com/capstan-io/capstan/update/release"
 )
 
 // newAuditEnv is newEnv with an audit log on the same JetStream.
 func newAuditEnv(t *testing.T) (*env, *audit.Log) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	st, err := release.Open(ctx, b.JetStream, release.Options{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if err := st.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	log, err := audit.Open(ctx, b.JetStream, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	r.Mount("/api/v1", New(Config{Store: st, AdminToken: testToken, TempDir: t.TempDir(), Audit: log}).Handler())
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	return &env{srv: srv, store: st, client: NewClient(srv.URL, testToken), ctx: ctx}, log
+	var log *audit.Log
+	e := newEnvJS(t, func(c *Config, js jetstream.JetStream) {
+		var err error
+		if log, err = audit.Open(context.Background(), js, audit.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		c.Audit = log
+	})
+	return e, log
 }
 
 func TestAuditManualChanges(t *testing.T) {
