@@ -176,8 +176,6 @@ type delivered struct {
 	seq  uint64 // stream sequence
 	ms   int64  // stream time, epoch ms
 	redo bool   // delivered before
-	// version is the message format (0 when unknown).
-	version int
 	// rows are its events, in order, including undecodable records.
 	rows []*item
 	// Why the whole message goes to the dead-letter stream, if it does.
@@ -432,7 +430,6 @@ func (c *Consumer) prepare(m jetstream.Msg) *delivered {
 		d.reason, d.detail = ReasonUnknownFormat, err.Error()
 		return d
 	}
-	d.version = v
 	if v == schema.EventsVersion1 {
 		it := &item{m: d, index: -1, rec: m.Data()}
 		ev, derr := decodeEvent(it.rec)
@@ -539,7 +536,7 @@ func (c *Consumer) flush(ctx context.Context, batch []*delivered) {
 			}
 			c.m.deadLetters.WithLabelValues(d.reason).Inc()
 			c.term(d)
-		case d.version == schema.EventsVersion1 && d.rows[0].reason != "":
+		case d.rows[0].index < 0 && d.rows[0].reason != "": // version 1
 			c.term(d) // its one event was dead-lettered: the message with it
 		default:
 			acks = append(acks, d)
@@ -624,11 +621,9 @@ func (c *Consumer) keepAlive(batch []*delivered) (stop func()) {
 }
 
 // deadLetterEvent stores one bad event: a version 1 message is stored
-// whole, a version 2 record alone, as a version 1 message.
+// whole (its rec is the message), a version 2 record alone, as a
+// version 1 message.
 func (c *Consumer) deadLetterEvent(ctx context.Context, it *item) error {
-	if it.index < 0 {
-		return c.deadLetter(ctx, it.m, it.m.msg.Data(), "", -1, it.reason, it.detail)
-	}
 	return c.deadLetter(ctx, it.m, it.rec, "", it.index, it.reason, it.detail)
 }
 
