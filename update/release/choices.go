@@ -162,7 +162,7 @@ func (s *Store) DeleteChoice(ctx context.Context, app, device string) error {
 		}
 		return fmt.Errorf("delete channel choice of device %q: %w", device, err)
 	}
-	rev, err := s.deleteKeys(ctx, []string{key}, 0)
+	rev, err := s.deleteKey(ctx, key, 0)
 	if err != nil {
 		return fmt.Errorf("delete channel choice of device %q: %w", device, err)
 	}

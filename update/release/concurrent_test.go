@@ -360,7 +360,7 @@ func TestRepairAfterCrash(t *testing.T) {
 	_, err := f.a.obs.Put(ctx, jetstream.ObjectMeta{Name: objectName("com.live", "7.0.0")}, bytes.NewReader(zipBytes(100)))
 	must(t, err)
 	// The crash: only the app key's delete made it.
-	_, err = f.a.deleteKeys(ctx, []string{appKey(app)}, 0)
+	_, err = f.a.deleteKey(ctx, appKey(app), 0)
 	must(t, err)
 	waitFor(t, func() bool { _, ok := f.b.Snapshot().App(app); return !ok })
 	for _, s := range []*Store{f.a, f.b} {
@@ -395,7 +395,7 @@ func TestCreateAppSweepsLeftovers(t *testing.T) {
 	must(t, f.a.CreateBundle(ctx, Bundle{AppID: app, Version: "1.0.0"}, bytes.NewReader(zipBytes(1000))))
 	must(t, f.a.PutChannel(ctx, NewChannel(app, "beta")))
 	must(t, f.a.PutOverride(ctx, Override{AppID: app, DeviceID: "dev-1", Channel: "beta"}))
-	_, err := f.a.deleteKeys(ctx, []string{appKey(app)}, 0)
+	_, err := f.a.deleteKey(ctx, appKey(app), 0)
 	must(t, err)
 	must(t, f.b.CreateApp(ctx, App{ID: app}))
 	snap := f.settle()

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -45,55 +44,19 @@ func (s *Store) create(ctx context.Context, key string, v any) (uint64, error) {
 	return rev, err
 }
 
-// deleteKeys places delete markers on keys and returns the revision of the
-// last one. Markers are published directly (the KV wire format) so many
-// keys cost one round trip and the revision is known for waitApplied.
-// lastRev, when non-zero, makes a single-key delete conditional.
-func (s *Store) deleteKeys(ctx context.Context, keys []string, lastRev uint64) (uint64, error) {
-	if len(keys) == 1 {
-		m := nats.NewMsg(s.subjPrefix + keys[0])
-		m.Header.Set("KV-Operation", "DEL")
-		var opts []jetstream.PublishOpt
-		if lastRev != 0 {
-			opts = append(opts, jetstream.WithExpectLastSequencePerSubject(lastRev))
-		}
-		ack, err := s.js.PublishMsg(ctx, m, opts...)
-		if err != nil {
-			return 0, fmt.Errorf("delete %s: %w", keys[0], err)
-		}
-		return ack.Sequence, nil
+// deleteKey places a delete marker on key and returns its revision.
+// The marker is published directly (the KV wire format) so the revision
+// is known for waitApplied. lastRev, when non-zero, makes it conditional.
+func (s *Store) deleteKey(ctx context.Context, key string, lastRev uint64) (uint64, error) {
+	var opts []jetstream.PublishOpt
+	if lastRev != 0 {
+		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(lastRev))
 	}
-	var rev uint64
-	futures := make([]jetstream.PubAckFuture, 0, min(len(keys), 4096))
-	wait := func() error {
-		for _, f := range futures {
-			select {
-			case ack := <-f.Ok():
-				rev = max(rev, ack.Sequence)
-			case err := <-f.Err():
-				return fmt.Errorf("delete %s: %w", f.Msg().Subject, err)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		futures = futures[:0]
-		return nil
+	ack, err := s.js.PublishMsg(ctx, s.delMsg(key), opts...)
+	if err != nil {
+		return 0, fmt.Errorf("delete %s: %w", key, err)
 	}
-	for _, k := range keys {
-		m := nats.NewMsg(s.subjPrefix + k)
-		m.Header.Set("KV-Operation", "DEL")
-		f, err := s.js.PublishMsgAsync(m)
-		if err != nil {
-			return rev, fmt.Errorf("delete %s: %w", k, err)
-		}
-		futures = append(futures, f)
-		if len(futures) == cap(futures) {
-			if err := wait(); err != nil {
-				return rev, err
-			}
-		}
-	}
-	return rev, wait()
+	return ack.Sequence, nil
 }
 
 // listKeys returns the live keys matching NATS subject filters relative
@@ -225,7 +188,7 @@ func (s *Store) DeleteOverride(ctx context.Context, app, device string) error {
 	if err != nil {
 		return fmt.Errorf("delete override for device %q: %w", device, err)
 	}
-	rev, err := s.deleteKeys(ctx, []string{key}, e.Revision())
+	rev, err := s.deleteKey(ctx, key, e.Revision())
 	if err != nil {
 		return fmt.Errorf("delete override for device %q: %w", device, err)
 	}
@@ -258,7 +221,7 @@ func (s *Store) DeleteTokenHash(ctx context.Context, hashHex string) error {
 	if err != nil {
 		return fmt.Errorf("delete token: %w", err)
 	}
-	rev, err := s.deleteKeys(ctx, []string{tokenKey(hashHex)}, e.Revision())
+	rev, err := s.deleteKey(ctx, tokenKey(hashHex), e.Revision())
 	if err != nil {
 		return fmt.Errorf("delete token: %w", err)
 	}
