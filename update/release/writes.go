@@ -9,11 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// casRetries bounds optimistic-concurrency retries against other fronts.
-const casRetries = 8
 
 func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
@@ -119,30 +117,28 @@ func (s *Store) PutApp(ctx context.Context, a App) error {
 	if err := validSegment("app id", a.ID); err != nil {
 		return fmt.Errorf("update app: %w", err)
 	}
-	for range casRetries {
-		e, err := s.get(ctx, appKey(a.ID))
+	err := s.guarded(ctx, func() (uint64, error) {
+		e, err := s.last(ctx, appKey(a.ID))
 		if err != nil {
-			return fmt.Errorf("update app %q: %w", a.ID, err)
+			return 0, err
+		}
+		if !e.live {
+			return 0, ErrNotFound
 		}
 		var old App
-		if json.Unmarshal(e.Value(), &old) == nil && !old.CreatedAt.IsZero() {
+		if json.Unmarshal(e.data, &old) == nil && !old.CreatedAt.IsZero() {
 			a.CreatedAt = old.CreatedAt
 		}
 		data, err := json.Marshal(a)
 		if err != nil {
-			return fmt.Errorf("update app %q: %w", a.ID, err)
+			return 0, err
 		}
-		rev, err := s.kv.Update(ctx, appKey(a.ID), data, e.Revision())
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("update app %q: %w", a.ID, err)
-		}
-		s.waitApplied(ctx, rev)
-		return nil
+		return s.commit(ctx, []*nats.Msg{expect(s.putMsg(appKey(a.ID), data), e.seq)})
+	})
+	if err != nil {
+		return fmt.Errorf("update app %q: %w", a.ID, err)
 	}
-	return fmt.Errorf("update app %q: too many concurrent changes", a.ID)
+	return nil
 }
 
 // validChannel checks a channel's own fields.
