@@ -394,7 +394,7 @@ func (c *Consumer) insertLoop(ctx context.Context, sealed <-chan *batch) {
 	defer c.waitAckConfirmed()
 	for b := range sealed {
 		c.m.flushingOldestMs.Store(b.oldestMs())
-		c.flush(ctx, b.msgs)
+		c.flush(ctx, b)
 		b.stopKeepAlive()
 		c.m.flushingOldestMs.Store(0)
 	}
@@ -469,9 +469,11 @@ func (c *Consumer) prepare(m jetstream.Msg) *delivered {
 // terminated after dead-lettering, or (ctx ended first, or a dead
 // letter could not be stored) left for JetStream to redeliver: never
 // acked before all its rows are stored or dead-lettered.
-func (c *Consumer) flush(ctx context.Context, batch []*delivered) {
-	var rows, dups, dead []*item
-	first := make(map[string]*item)
+func (c *Consumer) flush(ctx context.Context, b *batch) {
+	batch := b.msgs
+	rows := make([]*item, 0, b.rows)
+	var dups, dead []*item
+	first := make(map[string]*item, b.rows)
 	check := false
 	for _, d := range batch {
 		d.unsettled = false
