@@ -71,7 +71,6 @@ type Config struct {
 // Handler serves POST /stats.
 type Handler struct {
 	cfg        Config
-	nc         *nats.Conn
 	js         jetstream.JetStream // own context (publish window); nil without JetStream
 	m          *metrics
 	log        *slog.Logger
@@ -120,7 +119,7 @@ func New(cfg Config) *Handler {
 			js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(cfg.MaxPendingPublishes),
 				jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
 			if err == nil {
-				h.nc, h.js = nc, js
+				h.js = js
 			} else {
 				h.log.Error("stats publisher not created; answering 429", "err", err)
 			}
@@ -344,7 +343,7 @@ func (h *Handler) publish(ctx context.Context, st *reqState, snap *release.Snaps
 		h.m.publishErrors.Add(float64(valid))
 		return errUnavailable
 	}
-	if s := h.nc.Status(); s != nats.CONNECTED {
+	if s := h.js.Conn().Status(); s != nats.CONNECTED {
 		// Don't park events in the reconnect buffer for a request that
 		// will be answered 429 anyway.
 		h.m.publishErrors.Add(float64(valid))
