@@ -140,10 +140,7 @@ func (s *Store) last(ctx context.Context, key string) (lastEntry, error) {
 			break
 		}
 		// No responders comes back at once while the stream has no leader.
-		select {
-		case <-time.After(50 * time.Millisecond):
-		case <-ctx.Done():
-		}
+		sleep(ctx, 50*time.Millisecond)
 	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return lastEntry{}, nil
@@ -231,9 +228,8 @@ func (s *Store) commit(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
 		if !errors.Is(err, errNoAnswer) || ctx.Err() != nil {
 			return seq, err
 		}
-		select { // no responders comes back at once while a leader is elected
-		case <-time.After(backoff):
-		case <-ctx.Done():
+		// No responders comes back at once while a leader is elected.
+		if !sleep(ctx, backoff) {
 			return 0, err
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
@@ -380,6 +376,19 @@ func (s *Store) waitRev(ctx context.Context, rev uint64) error {
 	}
 }
 
+// sleep waits d or until ctx ends; false means ctx ended. It is the one
+// pause of the store's retry loops.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // guarded runs attempt until it commits, fails for good, or too many
 // other writes got in first. attempt reads what it needs, checks the
 // invariants and commits one batch; errConflict asks for another try.
@@ -391,9 +400,7 @@ func (s *Store) guarded(ctx context.Context, attempt func() (uint64, error)) err
 			s.log.Debug("release write lost a race; retrying", "attempt", i+1, "err", err)
 			// Full jitter over a doubling range spreads the contenders out.
 			d := time.Duration(rand.Int64N(int64(min(guardBackoffMax, time.Millisecond<<min(i, 6))) + 1))
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
+			if !sleep(ctx, d) {
 				return ctx.Err()
 			}
 			continue

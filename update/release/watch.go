@@ -61,10 +61,8 @@ func (s *Store) watchLoop(ctx context.Context) {
 			continue
 		}
 		s.log.Warn("release watch ended; re-establishing", "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, backoff) {
 			return
-		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, watchBackoffMax)
 	}
