@@ -2,6 +2,7 @@ package release
 
 import (
 	"bytes"
+	"errors"
 	"unicode/utf8"
 )
 
@@ -34,6 +35,22 @@ func overrideChannelFast(v []byte) (channel []byte, ok bool) {
 		return nil, false
 	}
 	return channel, true
+}
+
+// overrideChannel is the channel of an override value: read in place
+// when the value is as json.Marshal writes it, decoded otherwise.
+func overrideChannel(v []byte) ([]byte, error) {
+	if ch, ok := overrideChannelFast(v); ok {
+		return ch, nil
+	}
+	var o Override
+	if err := decodeValue(v, &o); err != nil {
+		return nil, err
+	}
+	if o.Channel == "" {
+		return nil, errors.New("override without a channel")
+	}
+	return []byte(o.Channel), nil
 }
 
 // plainJSONString splits a string's contents up to its closing quote,

@@ -523,48 +523,23 @@ func (s *Store) applyOverride(b *Builder, key string, rev uint64, isDel bool, va
 	}
 	app := b.internApp(appB)
 	u, isUUID := parseUUID(devB)
-	del := func() {
-		if isUUID {
-			b.deleteOverrideUUID(app, u)
-		} else {
-			b.DeleteOverride(app, string(devB))
-		}
-	}
-	if isDel {
-		del()
-		if len(s.inv.cur) > 0 {
-			s.inv.clear(key)
-		}
-		return
-	}
-	ch, fast := overrideChannelFast(value)
-	var channel string
-	if !fast {
-		var v Override
-		err = decodeValue(value, &v)
-		if err == nil && v.Channel == "" {
-			err = errors.New("override without a channel")
-		}
-		if err != nil {
+	var ch []byte
+	if !isDel {
+		if ch, err = overrideChannel(value); err != nil {
 			s.inv.mark(key, rev, err)
-			del()
-			return
 		}
-		channel = v.Channel
 	}
-	if len(s.inv.cur) > 0 {
+	if err == nil {
 		s.inv.clear(key)
 	}
-	if isUUID && fast {
+	switch {
+	case ch == nil && isUUID:
+		b.deleteOverrideUUID(app, u)
+	case ch == nil:
+		b.DeleteOverride(app, string(devB))
+	case isUUID:
 		b.putOverrideUUIDBytes(app, u, ch)
-		return
-	}
-	if fast {
-		channel = b.internBytes(ch)
-	}
-	if isUUID {
-		b.putOverrideUUID(app, u, channel)
-	} else {
-		b.PutOverride(Override{AppID: app, DeviceID: string(devB), Channel: channel})
+	default:
+		b.PutOverride(Override{AppID: app, DeviceID: string(devB), Channel: b.internBytes(ch)})
 	}
 }
