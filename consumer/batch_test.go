@@ -23,17 +23,23 @@ func publishBatches(t testing.TB, js jetstream.JetStream, events []*schema.Event
 	stored := 0
 	for start := 0; start < len(events); start += per {
 		evs := events[start:min(start+per, len(events))]
-		var body []byte
-		var ids []string
-		for _, ev := range evs {
-			body, _ = schema.AppendBatchEvent(body, ev, nil)
-			ids = append(ids, ev.ID)
-		}
-		if publishRaw(t, js, evs[0].AppID, body, "2", schema.BatchMsgID(slices.Values(ids))) {
+		body, msgID := batchMsg(evs)
+		if publishRaw(t, js, evs[0].AppID, body, "2", msgID) {
 			stored += len(evs)
 		}
 	}
 	return stored
+}
+
+// batchMsg is evs as ingest publishes them: a version 2 body and its
+// Nats-Msg-Id.
+func batchMsg(evs []*schema.Event) (body []byte, msgID string) {
+	ids := make([]string, 0, len(evs))
+	for _, ev := range evs {
+		body, _ = schema.AppendBatchEvent(body, ev, nil)
+		ids = append(ids, ev.ID)
+	}
+	return body, schema.BatchMsgID(slices.Values(ids))
 }
 
 // publishRaw stores one message with the given Capstan-Events version

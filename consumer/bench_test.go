@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -49,19 +48,18 @@ func publishBacklog(tb testing.TB, js jetstream.JetStream, n int) {
 	for i := 0; i < n; {
 		futures = futures[:0]
 		for ; i < n && len(futures) < window; i += perMsg {
-			var body []byte
-			var ids []string
+			var evs []*schema.Event
 			app := fmt.Sprintf("com.example.bench%d", (i/perMsg)%4) // a request is one app's
 			for k := i; k < min(i+perMsg, n); k++ {
 				ev := benchEvent(k)
 				ev.AppID = app
-				body, _ = schema.AppendBatchEvent(body, ev, nil)
-				ids = append(ids, ev.ID)
+				evs = append(evs, ev)
 			}
+			body, msgID := batchMsg(evs)
 			m := nats.NewMsg(schema.EventSubject(app))
 			m.Data = body
 			m.Header.Set(schema.EventsHeader, "2")
-			m.Header.Set(jetstream.MsgIDHeader, schema.BatchMsgID(slices.Values(ids)))
+			m.Header.Set(jetstream.MsgIDHeader, msgID)
 			f, err := js.PublishMsgAsync(m)
 			if err != nil {
 				tb.Fatal(err)
