@@ -64,10 +64,19 @@ func Empty() *Snapshot {
 	return &Snapshot{apps: map[string]*appState{}, overrides: map[string]*appOverrides{}}
 }
 
+// live is an app's state as readers see it: nil when the app is absent
+// or hidden.
+func (s *Snapshot) live(id string) *appState {
+	if a := s.apps[id]; a != nil && !a.hidden {
+		return a
+	}
+	return nil
+}
+
 // App returns the app with this id.
 func (s *Snapshot) App(id string) (App, bool) {
-	a, ok := s.apps[id]
-	if !ok || a.hidden {
+	a := s.live(id)
+	if a == nil {
 		return App{}, false
 	}
 	return a.app, true
@@ -87,8 +96,8 @@ func (s *Snapshot) Apps() []App {
 
 // Channel returns a channel of an app; the pointer must not be modified.
 func (s *Snapshot) Channel(appID, name string) (*Channel, bool) {
-	a, ok := s.apps[appID]
-	if !ok || a.hidden {
+	a := s.live(appID)
+	if a == nil {
 		return nil, false
 	}
 	c, ok := a.channels[name]
@@ -97,7 +106,7 @@ func (s *Snapshot) Channel(appID, name string) (*Channel, bool) {
 
 // Channels returns an app's channels sorted by name; do not modify them.
 func (s *Snapshot) Channels(appID string) []*Channel {
-	if a, ok := s.apps[appID]; ok && !a.hidden {
+	if a := s.live(appID); a != nil {
 		return a.channelList
 	}
 	return nil
@@ -105,8 +114,8 @@ func (s *Snapshot) Channels(appID string) []*Channel {
 
 // Bundle returns a bundle of an app; the pointer must not be modified.
 func (s *Snapshot) Bundle(appID, version string) (*Bundle, bool) {
-	a, ok := s.apps[appID]
-	if !ok || a.hidden {
+	a := s.live(appID)
+	if a == nil {
 		return nil, false
 	}
 	b, ok := a.bundles[version]
@@ -115,8 +124,8 @@ func (s *Snapshot) Bundle(appID, version string) (*Bundle, bool) {
 
 // Bundles returns an app's bundles in no particular order.
 func (s *Snapshot) Bundles(appID string) []*Bundle {
-	a, ok := s.apps[appID]
-	if !ok || a.hidden {
+	a := s.live(appID)
+	if a == nil {
 		return nil
 	}
 	out := make([]*Bundle, 0, len(a.bundles))
