@@ -278,7 +278,6 @@ func (s *Store) commitOnce(ctx context.Context, msgs []*nats.Msg) (uint64, error
 		return r, err
 	}
 	if len(msgs) == 1 {
-		msgs[0].Header.Del(hdrBatchID)
 		r, err := request(msgs[0])
 		if err != nil {
 			return 0, fmt.Errorf("publish %s: %w", msgs[0].Subject, err)
