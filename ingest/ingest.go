@@ -442,13 +442,17 @@ func (h *Handler) build(st *reqState, items []item) {
 	}
 }
 
+// noLibraryRetries is built once: an option per send is an allocation
+// per request.
+var noLibraryRetries = jetstream.WithRetryAttempts(0)
+
 // send publishes m (again, on a resend) without waiting for its ack.
 // Waiting for room in the publish window ends at deadline. The library's
 // own retries stay off: m is reused once the request is answered, and
 // resends are this package's.
 func (h *Handler) send(m *outMsg, deadline time.Time) error {
 	f, err := h.js.PublishMsgAsync(&m.msg,
-		jetstream.WithStallWait(max(time.Until(deadline), time.Millisecond)), jetstream.WithRetryAttempts(0))
+		jetstream.WithStallWait(max(time.Until(deadline), time.Millisecond)), noLibraryRetries)
 	if err != nil {
 		return fmt.Errorf("publish %d events: %w", m.hi-m.lo, err)
 	}
