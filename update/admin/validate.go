@@ -295,26 +295,6 @@ func applyPatch(c release.Channel, p ChannelPatch) (release.Channel, error) {
 	return c, nil
 }
 
-// publicConflict names a channel other than c that is public for a
-// platform c is public for; ok is false when there is none. One public
-// channel per platform keeps device routing unambiguous.
-func publicConflict(c release.Channel, others []*release.Channel) (other, platform string, ok bool) {
-	if !c.Public {
-		return "", "", false
-	}
-	for _, o := range others {
-		if o.Name == c.Name || !o.Public {
-			continue
-		}
-		for _, p := range []string{"ios", "android", "electron"} {
-			if c.PlatformEnabled(p) && o.PlatformEnabled(p) {
-				return o.Name, p, true
-			}
-		}
-	}
-	return "", "", false
-}
-
 // sortBundles orders bundles newest first by semver precedence, then by
 // version string so equal-precedence builds stay in a stable order.
 func sortBundles(bs []*release.Bundle) {

@@ -95,38 +95,6 @@ func TestApplyPatch(t *testing.T) {
 	}
 }
 
-func TestPublicConflict(t *testing.T) {
-	ch := func(name string, public bool, platforms string) *release.Channel {
-		c := release.NewChannel("com.a.b", name)
-		c.Public = public
-		c.IOS, c.Android, c.Electron = strings.Contains(platforms, "i"), strings.Contains(platforms, "a"), strings.Contains(platforms, "e")
-		return &c
-	}
-	tests := []struct {
-		name   string
-		c      *release.Channel
-		others []*release.Channel
-		want   string
-	}{
-		{"private never conflicts", ch("b", false, "iae"), []*release.Channel{ch("a", true, "iae")}, ""},
-		{"other private", ch("b", true, "iae"), []*release.Channel{ch("a", false, "iae")}, ""},
-		{"same platform", ch("b", true, "i"), []*release.Channel{ch("a", true, "ia")}, "a/ios"},
-		{"disjoint platforms", ch("b", true, "a"), []*release.Channel{ch("a", true, "ie")}, ""},
-		{"itself is not a conflict", ch("a", true, "iae"), []*release.Channel{ch("a", true, "iae")}, ""},
-		{"electron", ch("b", true, "e"), []*release.Channel{ch("x", true, "i"), ch("y", true, "e")}, "y/electron"},
-	}
-	for _, tc := range tests {
-		other, platform, ok := publicConflict(*tc.c, tc.others)
-		got := ""
-		if ok {
-			got = other + "/" + platform
-		}
-		if got != tc.want {
-			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
-		}
-	}
-}
-
 func TestSortBundles(t *testing.T) {
 	var bs []*release.Bundle
 	for _, v := range []string{"1.0.0", "1.10.0", "1.2.0", "2.0.0-beta.1", "2.0.0", "1.2.0+b", "weird"} {
