@@ -140,14 +140,15 @@ func (h *Handler) nonce() (n [16]byte) {
 
 // reqState is the per-request scratch, pooled.
 type reqState struct {
-	body []byte
-	dec  decoder
-	out  []byte
-	cnt  []labelCount
-	keys []string
-	data []byte   // the messages' bodies, back to back
-	idx  []int    // item index of each published event, message by message
-	msgs []outMsg // the request's messages
+	body  []byte
+	dec   decoder
+	out   []byte
+	cnt   []labelCount
+	keys  []string
+	data  []byte   // the messages' bodies, back to back
+	idx   []int    // item index of each published event, message by message
+	msgs  []outMsg // the request's messages
+	msgID schema.BatchMsgIDBuilder
 }
 
 type labelCount struct {
@@ -431,13 +432,11 @@ func (h *Handler) build(st *reqState, items []item) {
 			m.hdr = nats.Header{jetstream.MsgIDHeader: make([]string, 1), schema.EventsHeader: {"2"}}
 		}
 		idx := st.idx[m.lo:m.hi]
-		m.hdr[jetstream.MsgIDHeader][0] = schema.BatchMsgID(func(yield func(string) bool) {
-			for _, i := range idx {
-				if !yield(items[i].ev.ID) {
-					return
-				}
-			}
-		})
+		st.msgID.Reset()
+		for _, i := range idx {
+			st.msgID.Add(items[i].ev.ID)
+		}
+		m.hdr[jetstream.MsgIDHeader][0] = st.msgID.ID()
 		m.msg = nats.Msg{Subject: schema.EventSubject(items[idx[0]].ev.AppID), Header: m.hdr, Data: st.data[m.start:m.end]}
 	}
 }

@@ -95,14 +95,32 @@ func DecodeBatch(body []byte) ([]Event, error) {
 // separated by '\n', in hex. An exact resend of a request has the same
 // events and so the same id, which JetStream drops.
 func BatchMsgID(ids iter.Seq[string]) string {
-	buf := make([]byte, 0, 2048) // on the stack for requests of ~60 events
+	var b BatchMsgIDBuilder
 	for id := range ids {
-		if len(buf) > 0 {
-			buf = append(buf, BatchSeparator)
-		}
-		buf = append(buf, id...)
+		b.Add(id)
 	}
-	sum := sha256.Sum256(buf)
+	return b.ID()
+}
+
+// BatchMsgIDBuilder computes a BatchMsgID from ids added one by one. Its
+// buffer is kept across Reset, so a pooled builder does not allocate
+// (BatchMsgID's iterator would move its buffer to the heap).
+type BatchMsgIDBuilder struct{ buf []byte }
+
+// Reset empties b for the next message.
+func (b *BatchMsgIDBuilder) Reset() { b.buf = b.buf[:0] }
+
+// Add appends the next event id.
+func (b *BatchMsgIDBuilder) Add(id string) {
+	if len(b.buf) > 0 {
+		b.buf = append(b.buf, BatchSeparator)
+	}
+	b.buf = append(b.buf, id...)
+}
+
+// ID is the BatchMsgID of the ids added since the last Reset.
+func (b *BatchMsgIDBuilder) ID() string {
+	sum := sha256.Sum256(b.buf)
 	var out [1 + 32]byte
 	out[0] = 'r'
 	hex.Encode(out[1:], sum[:16])

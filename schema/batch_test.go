@@ -120,6 +120,16 @@ func TestBatchMsgID(t *testing.T) {
 	if BatchMsgID(slices.Values(a[:1])) == id {
 		t.Error("msg id ignores an event")
 	}
+	// A reused builder (ingest pools one per request) starts afresh.
+	var b BatchMsgIDBuilder
+	b.Add("other")
+	b.Reset()
+	for _, s := range a {
+		b.Add(s)
+	}
+	if got := b.ID(); got != id {
+		t.Errorf("builder after Reset: %q, want %q", got, id)
+	}
 }
 
 func TestMessageVersion(t *testing.T) {
