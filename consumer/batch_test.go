@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/capstan-io/capstan/bus"
 	"github.com/capstan-io/capstan/schema"
 	"github.com/capstan-io/capstan/schema/chtest"
 )
@@ -68,25 +67,9 @@ func publishRaw(t testing.TB, js jetstream.JetStream, app string, body []byte, v
 // every event reaches ClickHouse exactly once, including events that are
 // in the stream in both forms.
 func TestUpgradeMixedFormats(t *testing.T) {
-	srv, err := bus.StartEmbedded(t.TempDir(), "127.0.0.1:-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := startNATS(t).js
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	if err := schema.EnsureStreams(ctx, js, schema.DefaultStreamLimits()); err != nil {
-		t.Fatal(err)
-	}
 	db := newCHDB(t, chtest.StartServer(t))
 
 	const app = "com.example.upgrade"
