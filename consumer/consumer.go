@@ -476,7 +476,6 @@ func (c *Consumer) flush(ctx context.Context, b *batch) {
 	first := make(map[string]*item, b.rows)
 	check := false
 	for _, d := range batch {
-		d.unsettled = false
 		for _, it := range d.rows {
 			switch {
 			case it.ev == nil:
