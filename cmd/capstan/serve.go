@@ -24,6 +24,7 @@ import (
 
 	"github.com/capstan-io/capstan/audit"
 	"github.com/capstan-io/capstan/bus"
+	"github.com/capstan-io/capstan/console"
 	"github.com/capstan-io/capstan/consumer"
 	"github.com/capstan-io/capstan/ingest"
 	"github.com/capstan-io/capstan/internal/httpguard"
@@ -230,6 +231,7 @@ func runServe(ctx context.Context, args []string) error {
 	r.With(httpm.wrap("stats")).Handle("/stats", ingest.New(ingest.Config{JetStream: b.JetStream, Snapshot: store.Snapshot, MaxEvents: *statsMaxEvents, MaxBodyBytes: *statsMaxBody, Registerer: reg, Logger: log}))
 	if *adminListen == "" {
 		r.With(httpm.wrap("admin")).Mount("/api/v1", adminAPI)
+		mountConsole(r, httpm)
 	}
 	r.Get("/healthz", health)
 	r.Get("/readyz", ready)
@@ -264,6 +266,7 @@ func runServe(ctx context.Context, args []string) error {
 		httpm.watchListener("admin", aln)
 		ar := newRouter(g.admin.Handler)
 		ar.With(httpm.wrap("admin")).Mount("/api/v1", adminAPI)
+		mountConsole(ar, httpm)
 		ar.Get("/healthz", health)
 		asrv := newServer(ar)
 		servers = append(servers, asrv)
@@ -337,6 +340,13 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// mountConsole serves the web console next to the admin API it calls.
+func mountConsole(r chi.Router, httpm *httpMetrics) {
+	h := console.Handler()
+	r.With(httpm.wrap("console")).Handle("/console", h)
+	r.With(httpm.wrap("console")).Handle("/console/*", h)
 }
 
 // opsMaxConns bounds the connections of the metrics port: Prometheus and
