@@ -24,7 +24,8 @@ export function Chart({ title, x, series, unit = '', testid, height = 200 }) {
         stroke: PALETTE[i % PALETTE.length],
         width: 2,
         spanGaps: false,
-        points: { show: x.length < 40 },
+        // Sparse series (a fresh release) would vanish as lines alone.
+        points: { show: x.length < 40 || s.values.filter((v) => v !== null && v !== undefined).length < 8 },
         value: (u, v) => (v === null || v === undefined ? '–' : `${+v.toFixed(1)}${unit}`),
       }))],
     };
