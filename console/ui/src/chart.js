@@ -3,6 +3,8 @@ import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import { html } from './ui.js';
 
+const COUNT_INCRS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 1e6];
+
 export const PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
 
 // Chart draws lines over x (unix seconds), one per series {label, values}.
@@ -18,7 +20,8 @@ export function Chart({ title, x, series, unit = '', testid, height = 200 }) {
       legend: { show: true },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max || 0, unit === '%' ? 1 : 1) * 1.1] } },
-      axes: [{}, { values: (u, ticks) => ticks.map((t) => `${+t.toFixed(1)}${unit}`), size: 56 }],
+      // Counts get whole-number ticks; percentages any.
+      axes: [{}, { values: (u, ticks) => ticks.map((t) => `${+t.toFixed(1)}${unit}`), size: 56, ...(unit ? {} : { incrs: COUNT_INCRS }) }],
       series: [{}, ...series.map((s, i) => ({
         label: s.label,
         stroke: PALETTE[i % PALETTE.length],
