@@ -47,6 +47,7 @@ clickhouse-stop:
 	bash deploy/local/clickhouse.sh stop $(DATA_DIR)/clickhouse
 
 test: deps console
+	cd console/ui && npm test
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 60m ./...
 
