@@ -146,9 +146,15 @@ try {
   // 7. the health page fills from ClickHouse
   if (health) {
     await tab('Release health');
+    await page.locator('select[name=since]').selectOption('15m');
     const t0 = Date.now();
     await page.locator('[data-testid=charts][data-filled=true]').waitFor({ timeout: 60000 });
     await page.locator('tr[data-version="1.1.0"]').waitFor({ timeout: 60000 });
+    // every device's install is in ClickHouse
+    await page.waitForFunction((want) => Object.entries(want).every(([v, n]) => {
+      const row = document.querySelector(`tr[data-version="${v}"]`);
+      return row && Number(row.dataset.installs) >= n;
+    }), got, { timeout: 60000 });
     await page.waitForFunction(() => {
       const a = document.querySelector('[data-testid=chart-adoption]');
       const f = document.querySelector('[data-testid=chart-failure-rate]');

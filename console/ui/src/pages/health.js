@@ -4,7 +4,7 @@ import { Chart } from '../chart.js';
 import { adoptionShare, failureRate, hasData, pct, topFailures, when } from '../logic.js';
 import { ErrorNote, html, useLoad } from '../ui.js';
 
-const RANGES = { '1h': '1m', '6h': '5m', '24h': '1h', '7d': '6h', '30d': '1d' };
+const RANGES = { '15m': '1m', '1h': '1m', '6h': '5m', '24h': '1h', '7d': '6h', '30d': '1d' };
 
 export function Health({ app }) {
   const [since, setSince] = useState('1h');
@@ -44,7 +44,7 @@ function Versions({ data }) {
   const maxRate = Math.max(0.0001, ...versions.map((v) => v.failure_rate || 0));
   return html`<table data-testid="health-versions">
     <thead><tr><th>Version</th><th>Active devices</th><th>Installs</th><th>Failures</th><th>Failure rate</th><th>Top failures</th><th>Rollbacks</th><th>Events</th></tr></thead>
-    <tbody>${versions.map((v) => html`<tr data-version=${v.version}>
+    <tbody>${versions.map((v) => html`<tr data-version=${v.version} data-installs=${v.installs}>
       <td><b>${v.version}</b></td><td>${v.active_devices}</td><td>${v.installs}</td><td>${v.failures}</td>
       <td class="rate"><span class="bar" style=${{ width: `${(100 * (v.failure_rate || 0)) / maxRate}%` }}></span><span>${pct(v.failure_rate)}</span></td>
       <td>${topFailures(v.failures_by_action).map((f) => html`<div><code>${f.action}</code> ${f.count}</div>`)}</td>
@@ -74,9 +74,9 @@ function Timeline({ tl }) {
   if (!derived.x.length || !(tl.series || []).length) return html`<p class="muted" data-testid="charts-empty">No events in this period to chart.</p>`;
   return html`<div class="charts" data-testid="charts" data-filled=${derived.filled ? 'true' : 'false'}>
     <${Chart} title="Adoption: share of active devices per version" testid="chart-adoption" x=${derived.x} series=${derived.adoption} unit="%" />
-    <${Chart} title="Installs" testid="chart-installs" x=${derived.x} series=${derived.installs} />
+    <${Chart} title="Installs" testid="chart-installs" x=${derived.x} series=${derived.installs} bars />
     <${Chart} title="Failure rate (failures / attempts)" testid="chart-failure-rate" x=${derived.x} series=${derived.failureRate} unit="%" />
-    <${Chart} title="Reverts and rollbacks" testid="chart-rollbacks" x=${derived.x} series=${derived.rollbacks} />
-    <${Chart} title="Crashes" testid="chart-crashes" x=${derived.x} series=${derived.crashes} />
+    <${Chart} title="Reverts and rollbacks" testid="chart-rollbacks" x=${derived.x} series=${derived.rollbacks} bars />
+    <${Chart} title="Crashes" testid="chart-crashes" x=${derived.x} series=${derived.crashes} bars />
   </div>`;
 }
