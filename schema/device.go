@@ -86,7 +86,9 @@ ORDER BY last_seen DESC
 LIMIT 1`
 }
 
-// DeviceEventsSQL reads q's newest distinct events. Grouping by event_id
+// DeviceEventsSQL reads q's newest distinct events; the events of one
+// request share received_at, so the device's own time orders them next.
+// Grouping by event_id
 // counts a row inserted twice (redelivery, retried batch) once before
 // parts merge; its copies are identical, so any() picks either. Aliases
 // differ from the column names: ClickHouse aliases are visible in the
@@ -120,7 +122,7 @@ func DeviceEventsSQL(q DeviceQuery) string {
 FROM %s
 WHERE %s
 GROUP BY event_id
-ORDER BY e_received_at DESC, event_id DESC
+ORDER BY e_received_at DESC, e_client_time DESC, event_id DESC
 LIMIT %d`, qualify(q.Database, EventsTable), deviceWhere(q), n)
 }
 
