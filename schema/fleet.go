@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // FleetReader answers the admin API's device and health reads from
@@ -18,7 +19,15 @@ type FleetReader struct {
 
 	mu   sync.Mutex
 	conn Querier
+	// failed is when the last connect failed, err its error: requests
+	// within connectRetry of it fail at once instead of queueing on mu
+	// for a dial each.
+	failed time.Time
+	err    error
 }
+
+// connectRetry is how long a failed connect is answered from memory.
+const connectRetry = 2 * time.Second
 
 // ErrConnect wraps a failure to reach ClickHouse at all, as opposed to a
 // query it refused.
@@ -36,11 +45,15 @@ func (f *FleetReader) querier(ctx context.Context) (Querier, error) {
 	if f.conn != nil {
 		return f.conn, nil
 	}
+	if f.err != nil && time.Since(f.failed) < connectRetry {
+		return nil, f.err
+	}
 	c, err := f.connect(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConnect, err)
+		f.failed, f.err = time.Now(), fmt.Errorf("%w: %w", ErrConnect, err)
+		return nil, f.err
 	}
-	f.conn = c
+	f.conn, f.err = c, nil
 	return c, nil
 }
 
