@@ -53,8 +53,9 @@ func TestSmallPublishWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.State.Msgs != 8 {
-		t.Fatalf("stream holds %d messages, want one per request", info.State.Msgs)
+	// Requests waiting for a slot share messages (join.go).
+	if info.State.Msgs < 1 || info.State.Msgs > 8 {
+		t.Fatalf("stream holds %d messages, want 1 to 8", info.State.Msgs)
 	}
 	events := 0
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {

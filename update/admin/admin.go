@@ -62,6 +62,9 @@ type Config struct {
 	GuardDefaults rollout.Settings
 	// GuardStatus reads the guard's last reading of a rollout (nil: none).
 	GuardStatus GuardStatus
+	// Fleet reads devices and release health from ClickHouse (nil: those
+	// endpoints answer 503 stats_unavailable).
+	Fleet Fleet
 }
 
 // DefaultMaxUploadBytes is used when Config.MaxUploadBytes is 0.
@@ -80,6 +83,7 @@ type API struct {
 
 	guardDefaults rollout.Settings
 	guardStatus   GuardStatus
+	fleet         Fleet
 }
 
 // New builds the API from cfg.
@@ -95,6 +99,7 @@ func New(cfg Config) *API {
 
 		guardDefaults: cfg.GuardDefaults,
 		guardStatus:   cfg.GuardStatus,
+		fleet:         cfg.Fleet,
 	}
 	if a.guardDefaults == (rollout.Settings{}) {
 		a.guardDefaults = rollout.DefaultSettings()
@@ -168,6 +173,12 @@ func (a *API) routes(r chi.Router) {
 	r.Delete("/apps/{app}/devices/{device}/channel", a.handle(a.unsetDeviceChannel))
 
 	r.Get("/audit", a.handle(a.listAudit))
+
+	// Fleet reads from ClickHouse (role viewer): one device, release
+	// health, and health over time.
+	r.Get("/apps/{app}/devices/{device}", a.handle(a.getDevice))
+	r.Get("/apps/{app}/health", a.handle(a.getHealth))
+	r.Get("/apps/{app}/health/timeline", a.handle(a.getTimeline))
 }
 
 // handle adapts a handler returning an error; an *apiError is answered

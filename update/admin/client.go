@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/capstan-io/capstan/schema"
 	"github.com/capstan-io/capstan/update/release"
 )
 
@@ -276,4 +277,48 @@ func (c *Client) CreateToken(ctx context.Context, name string) (CreatedToken, er
 func IsCode(err error, code string) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Code == code
+}
+
+// Device returns what the server knows of one device: pin, last reported
+// state and newest events.
+func (c *Client) Device(ctx context.Context, app, device string) (DeviceInfo, error) {
+	var out DeviceInfo
+	err := c.doJSON(ctx, http.MethodGet, c.url("apps", app, "devices", device), nil, &out)
+	return out, err
+}
+
+// Health returns the app's release health per version over p's window.
+func (c *Client) Health(ctx context.Context, app string, p FleetParams) (HealthReport, error) {
+	var out HealthReport
+	err := c.doJSON(ctx, http.MethodGet, c.url("apps", app, "health")+p.query(false), nil, &out)
+	return out, err
+}
+
+// Timeline returns the app's release health per version in buckets of
+// p.Step.
+func (c *Client) Timeline(ctx context.Context, app string, p FleetParams) (schema.Timeline, error) {
+	var out schema.Timeline
+	err := c.doJSON(ctx, http.MethodGet, c.url("apps", app, "health", "timeline")+p.query(true), nil, &out)
+	return out, err
+}
+
+// query renders p as a query string ("" when every field is zero).
+func (p FleetParams) query(withStep bool) string {
+	v := url.Values{}
+	if p.Since != 0 {
+		v.Set("since", p.Since.String())
+	}
+	if withStep && p.Step != 0 {
+		v.Set("step", p.Step.String())
+	}
+	if p.Channel != "" {
+		v.Set("channel", p.Channel)
+	}
+	if p.IncludeDev {
+		v.Set("include_dev", "true")
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
 }

@@ -2,7 +2,9 @@ package admin
 
 import (
 	"encoding/json"
+	"time"
 
+	"github.com/capstan-io/capstan/schema"
 	"github.com/capstan-io/capstan/update/release"
 )
 
@@ -96,4 +98,46 @@ type CreateTokenRequest struct {
 type CreatedToken struct {
 	Token string `json:"token"`
 	Name  string `json:"name,omitempty"`
+}
+
+// DeviceInfo is the answer of GET /apps/{app}/devices/{device}: the
+// device's pin from the release state and what ClickHouse knows of it.
+// Known is false (and the fields after it empty) when ClickHouse has no
+// row and no event of the device.
+type DeviceInfo struct {
+	App      string `json:"app"`
+	DeviceID string `json:"device_id"`
+	// Pin is the channel the device is pinned to, "" when not pinned.
+	Pin   string `json:"pin"`
+	Known bool   `json:"known"`
+	// LastSeen is RFC 3339 (UTC), "" when not Known.
+	LastSeen      string               `json:"last_seen"`
+	Platform      string               `json:"platform"`
+	VersionName   string               `json:"version_name"`
+	VersionBuild  string               `json:"version_build"`
+	PluginVersion string               `json:"plugin_version"`
+	VersionOS     string               `json:"version_os"`
+	Channel       string               `json:"channel"`
+	CustomID      string               `json:"custom_id"`
+	IsProd        bool                 `json:"is_prod"`
+	IsEmulator    bool                 `json:"is_emulator"`
+	RecentEvents  []schema.DeviceEvent `json:"recent_events"`
+}
+
+// HealthReport is the answer of GET /apps/{app}/health: the numbers of
+// `capstan stats --json` for the app over [since, until).
+type HealthReport struct {
+	Since    time.Time          `json:"since"`
+	Until    time.Time          `json:"until"`
+	Versions []schema.ReportRow `json:"versions"`
+}
+
+// FleetParams are the query parameters of the health endpoints. Zero
+// values leave a parameter out (the server's default: since 24h, step
+// 1h, every channel, production devices only).
+type FleetParams struct {
+	Since      time.Duration
+	Step       time.Duration // timeline only
+	Channel    string
+	IncludeDev bool
 }
