@@ -200,12 +200,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("devices got %v; want both the base and the rollout bundle", got)
 	}
 
-	t.Run("health charts", func(t *testing.T) {
+	t.Run("health charts and device lookup", func(t *testing.T) {
 		if !hasHealth {
 			t.Skip("pending: this server has no GET /api/v1/apps/{app}/health[/timeline] yet")
 		}
-		if _, ok := steps["health_filled"]; !ok {
-			t.Fatal("the health page never showed filled charts")
+		for _, s := range []string{"health_filled", "device_found"} {
+			if _, ok := steps[s]; !ok {
+				t.Fatalf("the script did not report step %s", s)
+			}
 		}
 		png, err := os.ReadFile(shot)
 		if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {

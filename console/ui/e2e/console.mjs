@@ -1,14 +1,14 @@
 // Drives the real console in Debian's Chromium (playwright-core) against a
 // running capstan serve: sign in, create an app, upload bundles, point a
 // channel at one, start a rollout, send plugin-shaped stats, wait for the
-// health charts, pause the rollout, find it in the audit log, then (when
+// health charts, look a device up, pause the rollout, find it in the audit log, then (when
 // the server has roles) sign in as a viewer and check nothing writable
 // shows and a write is refused.
 //
 // Env: CONSOLE_URL (where /console/ and /api/v1 are), DEVICE_URL (/stats,
 // /updates), ADMIN_TOKEN, BUNDLE_ZIP_1, BUNDLE_ZIP_2, SCREENSHOT (png
 // path), CHROMIUM (default /usr/bin/chromium), ROLES=1 when the server
-// has roles, HEALTH=1 when it has the release health API, STEP_TIMEOUT_MS.
+// has roles, HEALTH=1 when it has the release health and device APIs, STEP_TIMEOUT_MS.
 // Prints one JSON line per step; exits non-zero on the first failure.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -163,6 +163,14 @@ try {
     log('health_filled', { waited_ms: Date.now() - t0 });
     await page.screenshot({ path: env('SCREENSHOT'), fullPage: true });
     log('screenshot', { path: env('SCREENSHOT') });
+    // a device's record, from the same stats
+    await tab('Devices');
+    await page.locator('input[name=device-id]').fill(`00000001-7e57-4000-8000-00000000c0de`);
+    await page.getByRole('button', { name: 'Look up' }).click();
+    await page.locator('[data-testid=device-events] tbody tr').first().waitFor();
+    const dv = (await page.locator('[data-testid=device-version]').textContent()).trim();
+    if (!got[dv]) throw new Error(`device 1 shows bundle ${dv}, want one the devices got (${JSON.stringify(got)})`);
+    log('device_found', { text: dv });
   } else {
     log('health_pending');
   }
