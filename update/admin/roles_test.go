@@ -2,6 +2,7 @@ package admin
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -163,6 +164,33 @@ func TestRoleEveryRoute(t *testing.T) {
 			if status == http.StatusUnauthorized {
 				t.Fatalf("%s %s as %s: 401 %s", rt.method, path, tk.name, body)
 			}
+		}
+	}
+}
+
+// A Public row answers without a token, and with a bad one.
+func TestRolePublicRow(t *testing.T) {
+	a := New(Config{Store: newEnv(t, nil).store, AdminToken: testToken})
+	r := chi.NewRouter()
+	r.Use(a.identify)
+	a.register(r, []route{{"GET", "/openapi.json", Public, false, "read the API description", func(_ *API, w http.ResponseWriter, _ *http.Request) error {
+		writeJSON(w, http.StatusOK, map[string]string{"openapi": "3.1.0"})
+		return nil
+	}}})
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	for _, tok := range []string{"", "wrong", testToken} {
+		req, _ := http.NewRequest("GET", srv.URL+"/openapi.json", nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("token %q: %d", tok, resp.StatusCode)
 		}
 	}
 }

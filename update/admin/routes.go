@@ -66,8 +66,10 @@ var routeTable = []route{
 
 // routes registers every row of routeTable on r, which must run identify
 // first; each row checks its role and apps before its handler runs.
-func (a *API) routes(r chi.Router) {
-	for _, rt := range routeTable {
+func (a *API) routes(r chi.Router) { a.register(r, routeTable) }
+
+func (a *API) register(r chi.Router, table []route) {
+	for _, rt := range table {
 		fn := rt.handler
 		r.With(a.guard(rt)).Method(rt.method, rt.pattern, a.handle(func(w http.ResponseWriter, r *http.Request) error {
 			return fn(a, w, r)
