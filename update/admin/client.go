@@ -266,11 +266,32 @@ func (c *Client) ListDevices(ctx context.Context, app string) ([]release.Overrid
 	return out, err
 }
 
-// CreateToken makes a new admin token; its plaintext is returned only now.
-func (c *Client) CreateToken(ctx context.Context, name string) (CreatedToken, error) {
-	var out CreatedToken
-	err := c.doJSON(ctx, http.MethodPost, c.url("tokens"), CreateTokenRequest{Name: name}, &out)
+// WhoAmI returns the calling token's name, role and apps.
+func (c *Client) WhoAmI(ctx context.Context) (WhoAmI, error) {
+	var out WhoAmI
+	err := c.doJSON(ctx, http.MethodGet, c.url("whoami"), nil, &out)
 	return out, err
+}
+
+// CreateToken makes a new admin token with a role (RoleViewer,
+// RolePublisher or RoleAdmin), limited to apps when given; its plaintext
+// is returned only now.
+func (c *Client) CreateToken(ctx context.Context, name, role string, apps []string) (CreatedToken, error) {
+	var out CreatedToken
+	err := c.doJSON(ctx, http.MethodPost, c.url("tokens"), CreateTokenRequest{Name: name, Role: role, Apps: apps}, &out)
+	return out, err
+}
+
+// ListTokens lists the tokens by name, without their secrets.
+func (c *Client) ListTokens(ctx context.Context) ([]TokenInfo, error) {
+	var out []TokenInfo
+	err := c.doJSON(ctx, http.MethodGet, c.url("tokens"), nil, &out)
+	return out, err
+}
+
+// RevokeToken deletes the token named name.
+func (c *Client) RevokeToken(ctx context.Context, name string) error {
+	return c.doJSON(ctx, http.MethodDelete, c.url("tokens", name), nil, nil)
 }
 
 // IsCode reports whether err is an APIError with this machine code.

@@ -91,13 +91,40 @@ type DeviceChannelRequest struct {
 
 // CreateTokenRequest is the body of POST /tokens.
 type CreateTokenRequest struct {
-	Name string `json:"name,omitempty"`
+	// Name is unique: 1–64 of [A-Za-z0-9._-].
+	Name string `json:"name"`
+	// Role is viewer, publisher or admin.
+	Role string `json:"role"`
+	// Apps limits the token to these existing apps; empty means all.
+	Apps []string `json:"apps,omitempty"`
 }
 
 // CreatedToken is the answer of POST /tokens; Token is shown only here.
 type CreatedToken struct {
-	Token string `json:"token"`
-	Name  string `json:"name,omitempty"`
+	Token     string    `json:"token"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	Apps      []string  `json:"apps"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// TokenInfo is a token as GET /tokens lists it: never its secret or hash.
+type TokenInfo struct {
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	Apps      []string  `json:"apps"`
+	CreatedAt time.Time `json:"created_at"`
+	// LastUsedAt is absent when the token was never used; it is written
+	// at most once a minute, so it may lag a minute.
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+}
+
+// WhoAmI is the answer of GET /whoami: the calling token.
+type WhoAmI struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+	// Apps the token is limited to; [] means every app.
+	Apps []string `json:"apps"`
 }
 
 // DeviceInfo is the answer of GET /apps/{app}/devices/{device}: the
