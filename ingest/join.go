@@ -114,18 +114,25 @@ func (l *lanes) publish(ctx context.Context, h *Handler, one []outMsg, deadline 
 // requests waiting there.
 func (l *lanes) release(h *Handler, subj string) {
 	l.mu.Lock()
-	ln := l.m[subj]
-	if len(ln.waiting) == 0 {
-		ln.inFlight--
-		if ln.inFlight == 0 {
-			delete(l.m, subj)
-		}
-		l.mu.Unlock()
-		return
-	}
-	g := l.take(ln)
+	g := l.next(subj)
 	l.mu.Unlock()
-	go l.carry(h, subj, g)
+	if g != nil {
+		go l.carry(h, subj, g)
+	}
+}
+
+// next hands subj's slot on: a group of the requests waiting there, or
+// nil once the slot is free. Called with l.mu held.
+func (l *lanes) next(subj string) *group {
+	ln := l.m[subj]
+	if len(ln.waiting) > 0 {
+		return l.take(ln)
+	}
+	ln.inFlight--
+	if ln.inFlight == 0 {
+		delete(l.m, subj)
+	}
+	return nil
 }
 
 // group is what a carrier sends: the bodies of the requests it took.
@@ -175,16 +182,7 @@ func (l *lanes) carry(h *Handler, subj string, g *group) {
 			j.done <- joinResult{state: m.state, err: m.err}
 		}
 		l.mu.Lock()
-		ln := l.m[subj]
-		if len(ln.waiting) == 0 {
-			ln.inFlight--
-			if ln.inFlight == 0 {
-				delete(l.m, subj)
-			}
-			g = nil
-		} else {
-			g = l.take(ln)
-		}
+		g = l.next(subj)
 		l.mu.Unlock()
 	}
 }

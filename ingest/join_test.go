@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/capstan-io/capstan/bus"
@@ -83,24 +84,9 @@ func TestWaitingRequestsShareAMessage(t *testing.T) {
 			t.Fatalf("request %d answered %d", i, c)
 		}
 	}
-	s, err := bs.JetStream.Stream(ctx, schema.EventsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != 1 {
-		t.Fatalf("stream holds %d messages, want 1 shared by %d requests", info.State.Msgs, n)
-	}
-	m, err := s.GetMsg(ctx, info.State.LastSeq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	evs, err := schema.DecodeBatch(m.Data)
-	if err != nil {
-		t.Fatal(err)
+	msgs, evs := storedEvents(t, ctx, bs.JetStream)
+	if msgs != 1 {
+		t.Fatalf("stream holds %d messages, want 1 shared by %d requests", msgs, n)
 	}
 	ids := map[string]bool{}
 	for _, ev := range evs {
@@ -128,8 +114,8 @@ func TestWaitingRequestsShareAMessage(t *testing.T) {
 			t.Fatalf("alone: %d", c)
 		}
 	}
-	if info, _ = s.Info(ctx); info.State.Msgs != 2 {
-		t.Fatalf("stream holds %d messages after a request and its resend, want 2", info.State.Msgs)
+	if msgs, _ := storedEvents(t, ctx, bs.JetStream); msgs != 2 {
+		t.Fatalf("stream holds %d messages after a request and its resend, want 2", msgs)
 	}
 }
 
@@ -147,12 +133,8 @@ func TestWaitingRequestTimesOut(t *testing.T) {
 	}
 	h.lanes.release(h, subj)
 	h.lanes.release(h, subj)
-	s, err := bs.JetStream.Stream(ctx, schema.EventsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info, _ := s.Info(ctx); info.State.Msgs != 0 {
-		t.Fatalf("stream holds %d messages, want none", info.State.Msgs)
+	if msgs, _ := storedEvents(t, ctx, bs.JetStream); msgs != 0 {
+		t.Fatalf("stream holds %d messages, want none", msgs)
 	}
 }
 
@@ -172,4 +154,30 @@ func sum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return total
+}
+
+// storedEvents reads the events stream: its message count and events.
+func storedEvents(t *testing.T, ctx context.Context, js jetstream.JetStream) (uint64, []schema.Event) {
+	t.Helper()
+	s, err := js.Stream(ctx, schema.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []schema.Event
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := schema.DecodeBatch(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, evs...)
+	}
+	return info.State.Msgs, out
 }
