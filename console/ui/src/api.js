@@ -51,22 +51,5 @@ export const del = (path) => api('DELETE', path);
 
 export const enc = encodeURIComponent;
 
-// notRouted is a 404/405 of the API's router: the server predates the
-// endpoint (as opposed to a 404 naming a missing app, device, ...).
-export function notRouted(err) {
-  return err instanceof ApiError && ((err.status === 404 && err.code === 'not_found' && /no admin endpoint/.test(err.message)) || err.status === 405);
-}
-
-// whoami asks who the token is; a server without /whoami (404) predates
-// roles, where every token is an admin.
-export async function whoami(tok) {
-  try {
-    return await get('/whoami', { token: tok });
-  } catch (e) {
-    if (notRouted(e)) {
-      await get('/apps', { token: tok }); // still checks the token
-      return { name: '', role: 'admin', apps: [], assumed: true };
-    }
-    throw e;
-  }
-}
+// whoami asks who the token is: name, role and the apps it may touch.
+export const whoami = (tok) => get('/whoami', { token: tok });

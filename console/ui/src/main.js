@@ -78,7 +78,7 @@ function Shell() {
         ${can(me.role, 'admin') ? html`<${Link} to="/tokens">Tokens</${Link}>` : null}
       </nav>
       <span class="who" data-testid="whoami">
-        ${me.name || 'token'} · <b data-testid="role">${me.role}</b>${me.assumed ? ' (server without roles)' : ''}
+        ${me.name || 'token'} · <b data-testid="role">${me.role}</b>
       </span>
       <button class="link" onClick=${signOut}>Sign out</button>
     </header>

@@ -1,24 +1,10 @@
 import { useState } from 'preact/hooks';
-import { ApiError, del, enc, get, notRouted, put } from '../api.js';
+import { del, enc, get, put } from '../api.js';
 import { when } from '../logic.js';
 import { ErrorNote, html, useAction, useLoad } from '../ui.js';
 
-// lookUp reads a device's record; a server without the device endpoint
-// still answers its pin.
-async function lookUp(app, id) {
-  try {
-    return await get(`/apps/${enc(app)}/devices/${enc(id)}`);
-  } catch (e) {
-    if (!notRouted(e)) throw e;
-    try {
-      const o = await get(`/apps/${enc(app)}/devices/${enc(id)}/channel`);
-      return { device_id: id, pin: o.channel, partial: true };
-    } catch (e2) {
-      if (e2 instanceof ApiError && e2.code === 'override_not_found') return { device_id: id, pin: '', partial: true };
-      throw e2;
-    }
-  }
-}
+// lookUp reads a device's record: ClickHouse's view of it and its pin.
+const lookUp = (app, id) => get(`/apps/${enc(app)}/devices/${enc(id)}`);
 
 export function Devices({ app, canWrite }) {
   const [id, setId] = useState('');
@@ -62,7 +48,7 @@ function Device({ app, d, canWrite, channels, onChange }) {
   };
   return html`<div class="card" data-testid="device">
     <h3><code>${d.device_id}</code></h3>
-    ${d.partial ? html`<p class="muted">This server reports only the device's pin.</p>` : d.known === false ? html`<p class="muted">No stats from this device yet.</p>` : html`
+    ${d.known === false ? html`<p class="muted">No stats from this device yet.</p>` : html`
       <dl class="facts">
         <dt>Last seen</dt><dd>${when(d.last_seen)}</dd>
         <dt>Platform</dt><dd>${d.platform} ${d.version_os || ''}</dd>

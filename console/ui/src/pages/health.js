@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'preact/hooks';
-import { enc, get, notRouted } from '../api.js';
+import { enc, get } from '../api.js';
 import { Chart } from '../chart.js';
 import { adoptionShare, failureRate, hasData, pct, topFailures, when } from '../logic.js';
 import { ErrorNote, html, useLoad } from '../ui.js';
@@ -13,9 +13,6 @@ export function Health({ app }) {
   const channels = useLoad(() => get(`/apps/${enc(app)}/channels`), [app]);
   const summary = useLoad(() => get(`/apps/${enc(app)}/health?${q}`), [app, q], 5000);
   const timeline = useLoad(() => get(`/apps/${enc(app)}/health/timeline?${q}&step=${RANGES[since]}`), [app, q], 5000);
-  if ((summary.error && notRouted(summary.error)) || (timeline.error && notRouted(timeline.error))) {
-    return html`<section><h2>Release health</h2><p class="muted" data-testid="health-missing">This server has no release health API.</p></section>`;
-  }
   return html`
     <section>
       <h2>Release health</h2>
