@@ -126,15 +126,17 @@ func (a *API) Handler() http.Handler {
 		writeError(w, newError(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)))
 	})
 	// Authenticate before routing, so unknown paths reveal nothing either.
-	r.Use(a.authenticate)
+	r.Use(exceptOpenAPI(a.authenticate))
+	r.Get(openAPIPath, serveOpenAPI)
 	a.routes(r)
 	return r
 }
 
-// Routes registers the admin endpoints, each requiring a bearer token, on
-// r relative to the API root, e.g. r.Route("/api/v1", api.Routes). It
-// adds no 404/405 handlers; Handler does.
+// Routes registers the admin endpoints, each but the OpenAPI document
+// requiring a bearer token, on r relative to the API root, e.g.
+// r.Route("/api/v1", api.Routes). It adds no 404/405 handlers; Handler does.
 func (a *API) Routes(r chi.Router) {
+	r.Get(openAPIPath, serveOpenAPI)
 	r.Group(func(r chi.Router) {
 		r.Use(a.authenticate)
 		a.routes(r)
