@@ -7,8 +7,9 @@ import (
 	"github.com/go-chi/chi/v5"
 )
 
-// openAPIDoc is the OpenAPI 3.1 document of the admin API, served as is;
-// the package's tests check it against the routes and every exchange.
+// openAPIDoc is the OpenAPI 3.1 document of the admin API, served as is.
+// It is edited by hand: the package's tests check it against the routes
+// and against every request and answer they exchange.
 //
 //go:embed openapi.json
 var openAPIDoc []byte

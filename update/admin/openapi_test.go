@@ -196,7 +196,7 @@ func TestOpenAPIServedWithoutToken(t *testing.T) {
 	e := newEnv(t, nil)
 	check := func(base string) {
 		t.Helper()
-		resp, err := e.srv.Client().Get(base + "/api/v1/openapi.json")
+		resp, err := e.hc.Get(base + "/api/v1/openapi.json")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -301,13 +301,14 @@ func checkExchange(req *http.Request, reqBody []byte, resp *http.Response, respB
 		}
 		return ""
 	}
+	var msgs []string
 	if ok, errs := v.ValidateHttpRequestSync(fresh()); !ok && resp.StatusCode < 400 {
-		return "the document refuses the request, yet the server accepted it:\n" + describeAll(errs)
+		msgs = append(msgs, "the document refuses the request, yet the server accepted it:\n"+describeAll(errs))
 	}
 	if ok, errs := v.ValidateHttpResponse(fresh(), withBody()); !ok {
-		return "the response does not match the document:\n" + describeAll(errs)
+		msgs = append(msgs, "the response does not match the document:\n"+describeAll(errs))
 	}
-	return ""
+	return strings.Join(msgs, "\n")
 }
 
 func describe(e *oaerrors.ValidationError) string {
