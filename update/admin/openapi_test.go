@@ -213,6 +213,10 @@ func TestOpenAPIServedWithoutToken(t *testing.T) {
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	check(srv.URL)
+	// And through Handler served at the root of its own server.
+	bare := httptest.NewServer(http.StripPrefix("/api/v1", New(Config{Store: e.store, AdminToken: testToken}).Handler()))
+	defer bare.Close()
+	check(bare.URL)
 	// Only the document is public.
 	status, _, eb, _ := e.raw(t, "GET", "/api/v1/openapi.jsonx", "", "", nil)
 	if status != 401 || eb.Error != "missing_token" {
