@@ -250,11 +250,12 @@ func (c *checkedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			return nil, err
 		}
 	}
+	// The clone keeps ContentLength, so a streamed upload is still sent
+	// chunked, as the client sends it.
 	out := req.Clone(req.Context())
-	out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(reqBody)), int64(len(reqBody))
-	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(reqBody)), nil }
-	if req.Body == nil {
-		out.Body, out.GetBody = nil, nil
+	if req.Body != nil && req.Body != http.NoBody {
+		out.Body = io.NopCloser(bytes.NewReader(reqBody))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(reqBody)), nil }
 	}
 	resp, err := c.next.RoundTrip(out)
 	if err != nil {
