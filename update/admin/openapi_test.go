@@ -24,9 +24,10 @@ import (
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 )
 
-// pendingRoutes are operations the document describes whose routes are
-// being added on other branches. TestOpenAPIRoutes lets them be missing
-// from the router, and fails once one is served: empty it when they merge.
+// pendingRoutes are operations the document describes before their
+// routes land (role-based tokens, device detail, app health).
+// TestOpenAPIRoutes lets them be missing from the router and fails once
+// one is served: empty it when they land.
 const pendingRoutes = `
 GET /whoami
 GET /tokens
@@ -36,10 +37,10 @@ GET /apps/{app}/health
 GET /apps/{app}/health/timeline
 `
 
-// pendingBodies are served operations whose documented bodies are the
-// ones arriving with pendingRoutes (POST /tokens gains role and apps):
-// until then their exchanges are checked for a documented status only.
-// Empty it with pendingRoutes.
+// pendingBodies are served operations whose documented bodies land with
+// pendingRoutes (POST /tokens gains role and apps, its answer role, apps
+// and created_at): until then their successful exchanges are checked for
+// a documented status only. Empty it with pendingRoutes.
 const pendingBodies = `
 POST /tokens
 `
