@@ -34,6 +34,23 @@ type env struct {
 	store  *release.Store
 	client *Client
 	ctx    context.Context
+	// hc checks every exchange against openapi.json.
+	hc *http.Client
+}
+
+// newEnvOn is the env of the API served by srv over st.
+func newEnvOn(t *testing.T, srv *httptest.Server, st *release.Store, ctx context.Context) *env {
+	t.Helper()
+	c := checkedAPIClient(t, srv.URL, testToken)
+	return &env{srv: srv, store: st, client: c, ctx: ctx, hc: c.HTTP}
+}
+
+// checkedAPIClient is a Client whose exchanges are checked against
+// openapi.json.
+func checkedAPIClient(t testing.TB, baseURL, token string) *Client {
+	c := NewClient(baseURL, token)
+	c.HTTP = checkedClient(t)
+	return c
 }
 
 // newEnv runs the admin API on a real store over an embedded JetStream.
@@ -70,7 +87,7 @@ func newEnvJS(t *testing.T, tweak func(*Config, jetstream.JetStream)) *env {
 	r.Mount("/api/v1", New(cfg).Handler())
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	return &env{srv: srv, store: st, client: NewClient(srv.URL, testToken), ctx: ctx}
+	return newEnvOn(t, srv, st, ctx)
 }
 
 // raw sends a request and returns status, headers and the decoded error body.
@@ -86,7 +103,7 @@ func (e *env) raw(t *testing.T, method, path, token, contentType string, body io
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +195,7 @@ func TestAuth(t *testing.T) {
 	// Another scheme is not a bearer token.
 	req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/apps", nil)
 	req.Header.Set("Authorization", "Basic "+testToken)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +228,7 @@ func TestAuth(t *testing.T) {
 	if !e.store.Snapshot().TokenHashKnown(hashToken(created.Token)) {
 		t.Fatal("token hash not in store")
 	}
-	other := NewClient(e.srv.URL, created.Token)
+	other := checkedAPIClient(t, e.srv.URL, created.Token)
 	if _, err := other.CreateApp(e.ctx, "com.example.viatoken", ""); err != nil {
 		t.Fatalf("created token rejected: %v", err)
 	}
@@ -219,7 +236,7 @@ func TestAuth(t *testing.T) {
 	if err != nil || second.Token == created.Token {
 		t.Fatalf("second token %+v %v", second, err)
 	}
-	_, err = NewClient(e.srv.URL, created.Token+"x").ListApps(e.ctx)
+	_, err = checkedAPIClient(t, e.srv.URL, created.Token+"x").ListApps(e.ctx)
 	wantAPIError(t, err, 401, "invalid_token")
 }
 
@@ -227,7 +244,7 @@ func TestNoStartupToken(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.AdminToken = "" })
 	_, err := e.client.ListApps(e.ctx)
 	wantAPIError(t, err, 401, "invalid_token")
-	_, err = NewClient(e.srv.URL, "").ListApps(e.ctx)
+	_, err = checkedAPIClient(t, e.srv.URL, "").ListApps(e.ctx)
 	wantAPIError(t, err, 401, "missing_token")
 }
 
@@ -714,9 +731,9 @@ func TestRoutesOnExistingRouter(t *testing.T) {
 	r.Route("/api/v1", New(Config{Store: e.store, AdminToken: testToken}).Routes)
 	srv := httptest.NewServer(r)
 	defer srv.Close()
-	if _, err := NewClient(srv.URL, testToken).ListApps(e.ctx); err != nil {
+	if _, err := checkedAPIClient(t, srv.URL, testToken).ListApps(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	_, err := NewClient(srv.URL, "bad").ListApps(e.ctx)
+	_, err := checkedAPIClient(t, srv.URL, "bad").ListApps(e.ctx)
 	wantAPIError(t, err, 401, "invalid_token")
 }

@@ -34,8 +34,8 @@ func TestAuditManualChanges(t *testing.T) {
 
 	tok := must[CreatedToken](t)(e.client.CreateToken(ctx, "ci", RoleAdmin, nil))
 	anon := must[CreatedToken](t)(e.client.CreateToken(ctx, "bot", RoleAdmin, nil))
-	ci := NewClient(e.srv.URL, tok.Token)
-	nameless := NewClient(e.srv.URL, anon.Token)
+	ci := checkedAPIClient(t, e.srv.URL, tok.Token)
+	nameless := checkedAPIClient(t, e.srv.URL, anon.Token)
 
 	must[release.App](t)(ci.CreateApp(ctx, app, "Audit"))
 	must[release.Bundle](t)(ci.UploadBundle(ctx, app, BundleMetadata{Version: "1.0.0"}, bytes.NewReader(goodZip(t))))

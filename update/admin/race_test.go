@@ -44,7 +44,7 @@ func twoFronts(t *testing.T) (ctx context.Context, a, b *Client) {
 		r.Mount("/api/v1", New(Config{Store: st, AdminToken: testToken, TempDir: t.TempDir()}).Handler())
 		srv := httptest.NewServer(r)
 		t.Cleanup(srv.Close)
-		return NewClient(srv.URL, testToken)
+		return checkedAPIClient(t, srv.URL, testToken)
 	}
 	nc, err := nats.Connect(bs.Server.ClientURL())
 	if err != nil {

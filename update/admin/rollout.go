@@ -33,7 +33,8 @@ func rolloutState(c *release.Channel) string {
 func (a *API) rolloutStatus(ctx context.Context, c release.Channel) RolloutStatus {
 	st := RolloutStatus{Channel: c, State: rolloutState(&c)}
 	if s, err := rollout.SettingsFor(&c, a.guardDefaults); err == nil {
-		st.Guard = s
+		st.Guard = &EffectiveGuard{Enabled: s.Enabled, Action: s.Action, MaxFailureRate: s.MaxFailureRate, Confidence: s.Confidence,
+			MinDevices: s.MinDevices, MinFailures: s.MinFailures, WindowSeconds: int64(s.Window / time.Second), CooldownSeconds: int64(s.Cooldown / time.Second)}
 	}
 	if a.guardStatus != nil && c.RolloutBundle != "" {
 		if h, err := a.guardStatus(ctx, c.AppID, c.Name); err == nil {

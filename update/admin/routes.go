@@ -31,6 +31,7 @@ func (rt route) hasApp() bool { return strings.Contains(rt.pattern, "{app}") }
 var routeTable = []route{
 	// Public rows (role Public, e.g. GET /openapi.json) go here: they are
 	// answered without a token, and a token sent along is not checked.
+	{"GET", openAPIPath, Public, false, "read the API document", (*API).serveOpenAPI},
 
 	{"GET", "/whoami", RoleViewer, false, "read who it is", (*API).whoami},
 

@@ -59,7 +59,7 @@ func newSmallPayloadEnv(t *testing.T, maxPayload int32) (*env, jetstream.JetStre
 	r.Mount("/api/v1", New(Config{Store: st, AdminToken: testToken, TempDir: t.TempDir()}).Handler())
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	return &env{srv: srv, store: st, client: NewClient(srv.URL, testToken), ctx: ctx}, js
+	return newEnvOn(t, srv, st, ctx), js
 }
 
 // manifestOf returns a manifest whose JSON is about n bytes.

@@ -79,9 +79,22 @@ type RolloutStatus struct {
 	State string `json:"state"`
 	// Guard is the health gate's settings for the channel (defaults with
 	// the channel's overrides).
-	Guard any `json:"guard,omitempty"`
+	Guard *EffectiveGuard `json:"guard,omitempty"`
 	// Health is the guard's last reading of the rollout, when it has one.
 	Health json.RawMessage `json:"health,omitempty"`
+}
+
+// EffectiveGuard is the health gate in force for a channel, in the units
+// and names of the channel's own guard settings.
+type EffectiveGuard struct {
+	Enabled         bool    `json:"enabled"`
+	Action          string  `json:"action"`
+	MaxFailureRate  float64 `json:"max_failure_rate"`
+	Confidence      float64 `json:"confidence"`
+	MinDevices      uint64  `json:"min_devices"`
+	MinFailures     uint64  `json:"min_failures"`
+	WindowSeconds   int64   `json:"window_seconds"`
+	CooldownSeconds int64   `json:"cooldown_seconds"`
 }
 
 // DeviceChannelRequest is the body of PUT /apps/{app}/devices/{id}/channel.
