@@ -17,6 +17,7 @@ import (
 
 	"github.com/capstan-io/capstan/audit"
 	"github.com/capstan-io/capstan/update/bundlezip"
+	"github.com/capstan-io/capstan/update/delta"
 	"github.com/capstan-io/capstan/update/release"
 )
 
@@ -143,20 +144,40 @@ func (a *API) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 	if err := a.checkBundleSize(b); err != nil {
 		return err
 	}
+	for _, e := range m.Manifest {
+		if e.Object != "" {
+			return badRequest("invalid_manifest", fmt.Sprintf("manifest entry %q sets object; Capstan sets it for the files it stores", e.FileName))
+		}
+	}
 	var zipBody io.Reader
+	var files []release.FileSource
 	if u.file != nil {
-		if err := a.checkZip(u, m); err != nil {
+		info, err := a.checkZip(u, m)
+		if err != nil {
 			return err
 		}
 		if m.SessionKey == "" {
 			b.Checksum = u.checksum
+			if len(m.Manifest) == 0 && !m.NoDelta {
+				// Devices whose plugin takes manifests download only the
+				// files they lack; older ones still get the zip.
+				d, err := delta.FromZip(u.file, u.size, info.Root, a.tempDir)
+				if err != nil {
+					return fmt.Errorf("build manifest: %w", err)
+				}
+				defer d.Close()
+				b.Manifest, files = d.Manifest, d.Files
+				if err := a.checkBundleSize(b); err != nil {
+					return err
+				}
+			}
 		}
 		if _, err := u.file.Seek(0, io.SeekStart); err != nil {
 			return fmt.Errorf("rewind upload: %w", err)
 		}
 		zipBody = u.file
 	}
-	if err := a.store.CreateBundle(r.Context(), b, zipBody); err != nil {
+	if err := a.store.CreateBundleFiles(r.Context(), b, zipBody, files); err != nil {
 		if ce := storeConflict(err); ce != nil {
 			return ce
 		}
@@ -197,31 +218,32 @@ func bundleDetail(b release.Bundle) string {
 
 // checkZip validates a plaintext zip and its checksum; an encrypted one
 // cannot be read, so it is only checked not to be a plain zip.
-func (a *API) checkZip(u *upload, m *BundleMetadata) error {
+func (a *API) checkZip(u *upload, m *BundleMetadata) (bundlezip.Info, error) {
 	if u.size == 0 {
-		return badRequest("empty_file", "the uploaded file is empty")
+		return bundlezip.Info{}, badRequest("empty_file", "the uploaded file is empty")
 	}
 	if m.SessionKey != "" {
 		if _, err := zip.NewReader(u.file, u.size); err == nil {
-			return badRequest("not_encrypted", "session_key is set but the file is a plain zip; upload the encrypted zip from `npx @capgo/cli bundle encrypt`")
+			return bundlezip.Info{}, badRequest("not_encrypted", "session_key is set but the file is a plain zip; upload the encrypted zip from `npx @capgo/cli bundle encrypt`")
 		}
-		return nil
+		return bundlezip.Info{}, nil
 	}
-	if _, err := bundlezip.Validate(u.file, u.size, a.limits); err != nil {
+	info, err := bundlezip.Validate(u.file, u.size, a.limits)
+	if err != nil {
 		var ze *bundlezip.Error
 		if errors.As(err, &ze) {
 			status := http.StatusBadRequest
 			if ze.Code == bundlezip.CodeTooLarge || ze.Code == bundlezip.CodeTooManyFiles {
 				status = http.StatusRequestEntityTooLarge
 			}
-			return newError(status, ze.Code, ze.Error())
+			return info, newError(status, ze.Code, ze.Error())
 		}
-		return fmt.Errorf("validate zip: %w", err)
+		return info, fmt.Errorf("validate zip: %w", err)
 	}
 	if m.Checksum != "" && m.Checksum != u.checksum {
-		return badRequest("checksum_mismatch", fmt.Sprintf("checksum %s does not match the uploaded zip's SHA-256 %s", m.Checksum, u.checksum))
+		return info, badRequest("checksum_mismatch", fmt.Sprintf("checksum %s does not match the uploaded zip's SHA-256 %s", m.Checksum, u.checksum))
 	}
-	return nil
+	return info, nil
 }
 
 func (a *API) bundleExists(app, version string) error {

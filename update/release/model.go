@@ -67,6 +67,11 @@ type ManifestEntry struct {
 	// Size is the file's download size in bytes when the uploader gave
 	// it (0: unknown); devices ask for it at /updates/manifest_size.
 	Size int64 `json:"size,omitempty"`
+	// Object is the SHA-256 hex of the bytes Capstan stores and serves for
+	// this file (brotli-compressed when FileName ends in .br); "" when the
+	// file lives at DownloadURL. Such entries get their download_url from
+	// the front's public URL: <public_url>/files/<object>.
+	Object string `json:"object,omitempty"`
 }
 
 // Bundle is the metadata of one uploaded web bundle version.
