@@ -12,7 +12,7 @@ func TestTakesManifest(t *testing.T) {
 		"8.51.23": true, "8.0.0": true, "7.0.30": true, "7.0.29": false, "7.34.0": true,
 		"6.25.0": true, "6.24.9": false, "5.10.0": true, "5.9.9": false, "4.99.0": false,
 		"9.0.0": false, // npm's mislabelled copy of 5.0
-		"": false, "junk": false,
+		"":      false, "junk": false,
 	} {
 		if got := TakesManifest(v); got != want {
 			t.Errorf("TakesManifest(%q) = %v, want %v", v, got, want)
