@@ -171,6 +171,10 @@ func (a *API) routes(r chi.Router) {
 	r.Delete("/apps/{app}/devices/{device}/channel", a.handle(a.unsetDeviceChannel))
 
 	r.Get("/audit", a.handle(a.listAudit))
+
+	// Bundle retention (role publisher): deletes unused bundles past the
+	// newest N, never one a channel or rollout uses.
+	r.Post("/apps/{app}/bundles/cleanup", a.handle(a.cleanupBundles))
 }
 
 // handle adapts a handler returning an error; an *apiError is answered

@@ -194,6 +194,7 @@ func (a *API) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.log.Info("bundle uploaded", "app", app.ID, "version", b.Version, "size", b.Size, "encrypted", b.SessionKey != "", "external", b.ExternalURL != "")
 	a.record(r, audit.Entry{App: app.ID, Bundle: b.Version, Change: audit.ChangeBundleUpload, Detail: bundleDetail(b)})
+	a.retain(r, app)
 	writeJSON(w, http.StatusCreated, b)
 	return nil
 }

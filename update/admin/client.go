@@ -206,6 +206,13 @@ func (c *Client) DeleteBundle(ctx context.Context, app, version string) error {
 	return c.doJSON(ctx, http.MethodDelete, c.url("apps", app, "bundles", version), nil, nil)
 }
 
+// CleanupBundles deletes an app's unused bundles past the keep newest.
+func (c *Client) CleanupBundles(ctx context.Context, app string, req CleanupRequest) (CleanupResult, error) {
+	var out CleanupResult
+	err := c.doJSON(ctx, http.MethodPost, c.url("apps", app, "bundles", "cleanup"), req, &out)
+	return out, err
+}
+
 // SetChannel creates or updates a channel with the fields set in p.
 func (c *Client) SetChannel(ctx context.Context, app, name string, p ChannelPatch) (release.Channel, error) {
 	var out release.Channel

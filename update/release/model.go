@@ -57,6 +57,9 @@ type App struct {
 	// WebhookURL, when set, receives a JSON POST for every automatic
 	// release change of the app (the rollout guard's).
 	WebhookURL string `json:"webhook_url,omitempty"`
+	// KeepBundles, when above 0, is the app's retention: after each
+	// upload, unused bundles past the KeepBundles newest are deleted.
+	KeepBundles int `json:"keep_bundles,omitempty"`
 }
 
 // ManifestEntry is one file of a delta (per-file) bundle.
