@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/andybalholm/brotli"
 
@@ -44,6 +45,10 @@ func (b *Build) Close() {
 	}
 }
 
+// writers are reused: a new brotli writer allocates and clears tens of
+// megabytes of hash tables, most of the time of compressing a small file.
+var writers = sync.Pool{New: func() any { return brotli.NewWriterLevel(nil, Quality) }}
+
 // Compress decides how one file is stored: brotli-compressed (stored name
 // name+".br") when that saves at least a tenth and the file is not tiny,
 // and always for a name already ending in .br, since the plugin strips one
@@ -54,7 +59,9 @@ func Compress(name string, content []byte) (stored []byte, brotliName bool, err 
 		return content, false, nil
 	}
 	var buf bytes.Buffer
-	w := brotli.NewWriterLevel(&buf, Quality)
+	w := writers.Get().(*brotli.Writer)
+	defer writers.Put(w)
+	w.Reset(&buf)
 	if _, err := w.Write(content); err != nil {
 		return nil, false, fmt.Errorf("brotli %s: %w", name, err)
 	}
