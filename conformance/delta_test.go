@@ -3,6 +3,8 @@ package conformance
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +33,26 @@ func fileFetches(d *device, after int) []string {
 		}
 	}
 	return out
+}
+
+// fileDownloads reads the front's count of files it served with 200.
+func (e *env) fileDownloads(t *testing.T) float64 {
+	t.Helper()
+	resp, err := http.Get(e.srv.Metrics + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var n float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "capstan_http_requests_total{") && strings.Contains(line, `handler="files"`) && strings.Contains(line, `code="200"`) {
+			var v float64
+			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+			n += v
+		}
+	}
+	return n
 }
 
 // A plain zip upload is offered to this plugin as the manifest Capstan
@@ -102,13 +124,23 @@ func (e *env) deltaReusesFiles(t *testing.T) {
 		}
 		return fileFetches(d, before)
 	}
+	// No other scenario downloads /files, so the server's count is this
+	// device's alone.
+	served := e.fileDownloads(t)
 	if got := check("1.0.1"); len(got) != 4 {
 		t.Fatalf("first install fetched %v, want all 4 files", got)
+	}
+	if n := e.fileDownloads(t) - served; n != 4 {
+		t.Errorf("server served %v files during the first install, want 4", n)
 	}
 
 	upload("1.0.2")
 	e.channel(t, app, "production", admin.ChannelPatch{Bundle: ptr("1.0.2")})
+	served = e.fileDownloads(t)
 	got := check("1.0.2")
+	if n := e.fileDownloads(t) - served; n != 1 {
+		t.Errorf("server served %v files during the second install, want 1", n)
+	}
 	want := sha([]byte(deltaFiles("1.0.2")["index.html"])) // stored raw: too small for brotli
 	if len(got) != 1 || got[0] != want {
 		t.Fatalf("second install fetched %v, want only the changed index.html (%s)", got, want)
