@@ -86,12 +86,19 @@ type upload struct {
 	file     *os.File // nil when no file part came
 	size     int64
 	checksum string // SHA-256 hex of the file
+	// objects are the `object` parts (per-file objects of a manifest the
+	// uploader built, e.g. encrypted), spooled one after the other.
+	objects  []release.FileSource
+	objSpool *os.File
+	objBytes int64
 }
 
 func (u *upload) close() {
-	if u.file != nil {
-		u.file.Close()
-		os.Remove(u.file.Name())
+	for _, f := range []*os.File{u.file, u.objSpool} {
+		if f != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
 	}
 }
 
@@ -144,13 +151,11 @@ func (a *API) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 	if err := a.checkBundleSize(b); err != nil {
 		return err
 	}
-	for _, e := range m.Manifest {
-		if e.Object != "" {
-			return badRequest("invalid_manifest", fmt.Sprintf("manifest entry %q sets object; Capstan sets it for the files it stores", e.FileName))
-		}
+	files, err := objectsOf(b.Manifest, u.objects)
+	if err != nil {
+		return err
 	}
 	var zipBody io.Reader
-	var files []release.FileSource
 	if u.file != nil {
 		info, err := a.checkZip(u, m)
 		if err != nil {
@@ -296,8 +301,15 @@ func (a *API) readMultipart(body io.Reader, boundary, appID string, u *upload) e
 			if err := a.spool(part, u); err != nil {
 				return err
 			}
+		case "object":
+			if len(u.objects) >= a.limits.MaxFiles {
+				return newError(http.StatusRequestEntityTooLarge, "too_many_files", fmt.Sprintf("more than %d `object` parts", a.limits.MaxFiles))
+			}
+			if err := a.spoolObject(part, u); err != nil {
+				return err
+			}
 		default:
-			return badRequest("invalid_multipart", fmt.Sprintf("unexpected part %q; expected `metadata` and `file`", name))
+			return badRequest("invalid_multipart", fmt.Sprintf("unexpected part %q; expected `metadata`, `file` and `object`", name))
 		}
 		part.Close()
 	}
@@ -330,6 +342,76 @@ func (a *API) spool(part io.Reader, u *upload) error {
 	u.size = n
 	u.checksum = hex.EncodeToString(h.Sum(nil))
 	return nil
+}
+
+// spoolObject appends one `object` part to the object spool, hashing it.
+func (a *API) spoolObject(part io.Reader, u *upload) error {
+	if u.objSpool == nil {
+		f, err := os.CreateTemp(a.tempDir, "capstan-objects-*.tmp")
+		if err != nil {
+			return fmt.Errorf("spool objects: %w", err)
+		}
+		u.objSpool = f
+	}
+	h := sha256.New()
+	lr := &limitedReader{r: part, n: a.maxUpload, err: a.tooLarge()}
+	n, err := io.Copy(io.MultiWriter(u.objSpool, h), lr)
+	if err != nil {
+		if lr.hit {
+			return lr.err
+		}
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("spool objects: %w", err)
+		}
+		return a.bodyError(err, "read object part")
+	}
+	spool, start := u.objSpool, u.objBytes
+	u.objBytes += n
+	u.objects = append(u.objects, release.FileSource{
+		SHA256: hex.EncodeToString(h.Sum(nil)), Size: n,
+		Open: func() (io.Reader, error) { return io.NewSectionReader(spool, start, n), nil },
+	})
+	return nil
+}
+
+// objectsOf matches the uploaded objects to the manifest entries naming
+// them by `object` (the SHA-256 hex of the part's bytes): every such entry
+// needs its part and every part an entry. Entries without a size get the
+// object's.
+func objectsOf(m []release.ManifestEntry, objects []release.FileSource) ([]release.FileSource, error) {
+	byHash := make(map[string]release.FileSource, len(objects))
+	for _, o := range objects {
+		byHash[o.SHA256] = o
+	}
+	used := map[string]bool{}
+	for i := range m {
+		e := &m[i]
+		if e.Object == "" {
+			continue
+		}
+		o, ok := byHash[strings.ToLower(e.Object)]
+		if !ok {
+			return nil, badRequest("missing_object", fmt.Sprintf("manifest entry %q names object %s, but no `object` part has that SHA-256", e.FileName, e.Object))
+		}
+		e.Object = o.SHA256
+		if e.Size == 0 {
+			e.Size = o.Size
+		}
+		used[o.SHA256] = true
+	}
+	var out []release.FileSource
+	seen := map[string]bool{}
+	for _, o := range objects {
+		if !used[o.SHA256] {
+			return nil, badRequest("unused_object", fmt.Sprintf("`object` part with SHA-256 %s is named by no manifest entry", o.SHA256))
+		}
+		if !seen[o.SHA256] { // a part sent twice is stored once
+			seen[o.SHA256] = true
+			out = append(out, o)
+		}
+	}
+	return out, nil
 }
 
 // bodyError classifies a failure reading the request body.
