@@ -38,6 +38,11 @@
 //   - A starting front also deletes zips older than orphanAge that no
 //     bundle refers to (an upload that crashed before its metadata, a
 //     bundle delete that crashed before its zip).
+//   - Delta bundle files are shared by bundles and live outside the
+//     batches: an upload claims each in the files bucket before its
+//     metadata batch, and sweeps take only files no bundle of a current
+//     snapshot uses, past a grace period, conditional on the revision
+//     they read (files.go).
 //   - A new channel's id comes from the app's counter key, written in the
 //     channel's batch. Device channel choices (PutChoice) are the
 //     device's own and unchecked; an app delete sweeps them too.
