@@ -2,11 +2,21 @@
 # Capstan's one binary in a small non-root image. The same image runs
 # `capstan serve` (fronts, the default command) and `capstan consume`.
 
+# The web console (console/ui), built with npm from its lockfile into
+# console/dist, which the binary embeds.
+FROM node:20-bookworm-slim AS console
+WORKDIR /src/console/ui
+COPY console/ui/package.json console/ui/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY console/ui/ ./
+RUN npm run build
+
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
+COPY --from=console /src/console/dist ./console/dist
 # Static binary: no libc needed at run time.
 RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w" -o /out/capstan ./cmd/capstan
 

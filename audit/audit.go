@@ -53,6 +53,7 @@ const (
 	ChangePinSet        = "pin_set"
 	ChangePinDelete     = "pin_delete"
 	ChangeTokenCreate   = "token_create"
+	ChangeTokenRevoke   = "token_revoke"
 )
 
 // Entry is one release change.

@@ -79,6 +79,7 @@ type Handler struct {
 	pool       sync.Pool // *reqState
 	seed       [8]byte   // random per process: nonces differ across restarts
 	seq        atomic.Uint64
+	lanes      lanes
 }
 
 // New builds the handler. It publishes on cfg.JetStream's connection
@@ -352,15 +353,12 @@ func (h *Handler) publish(ctx context.Context, st *reqState, snap *release.Snaps
 	}
 	deadline := time.Now().Add(h.cfg.PublishTimeout)
 	h.build(st, items)
-	for k := range st.msgs {
-		if sendErr := h.send(&st.msgs[k], deadline); sendErr != nil {
-			for j := k; j < len(st.msgs); j++ {
-				st.msgs[j].state, st.msgs[j].err = msgFailed, sendErr
-			}
-			break
-		}
+	var waitErr error
+	if m := &st.msgs[0]; len(st.msgs) == 1 && m.end-m.start <= maxJoinBytes {
+		waitErr = h.lanes.publish(ctx, h, st.msgs, deadline)
+	} else {
+		waitErr = h.sendAll(ctx, st.msgs, deadline)
 	}
-	waitErr := h.wait(ctx, st, deadline)
 	failed := 0
 	var firstErr error
 	for k := range st.msgs {
@@ -441,6 +439,19 @@ func (h *Handler) build(st *reqState, items []item) {
 	}
 }
 
+// sendAll publishes msgs and waits for their answers.
+func (h *Handler) sendAll(ctx context.Context, msgs []outMsg, deadline time.Time) error {
+	for k := range msgs {
+		if sendErr := h.send(&msgs[k], deadline); sendErr != nil {
+			for j := k; j < len(msgs); j++ {
+				msgs[j].state, msgs[j].err = msgFailed, sendErr
+			}
+			break
+		}
+	}
+	return h.wait(ctx, msgs, deadline)
+}
+
 // noLibraryRetries is built once: an option per send is an allocation
 // per request.
 var noLibraryRetries = jetstream.WithRetryAttempts(0)
@@ -462,14 +473,14 @@ func (h *Handler) send(m *outMsg, deadline time.Time) error {
 // wait takes the first answer to each message until all have one, the
 // deadline passes or ctx ends. A message unanswered after resendAfter
 // is sent again under the same Nats-Msg-Id.
-func (h *Handler) wait(ctx context.Context, st *reqState, deadline time.Time) error {
+func (h *Handler) wait(ctx context.Context, msgs []outMsg, deadline time.Time) error {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	resend := time.NewTimer(resendAfter)
 	defer resend.Stop()
 	resends := 0
-	for k := range st.msgs {
-		m := &st.msgs[k]
+	for k := range msgs {
+		m := &msgs[k]
 		for m.state == msgPending {
 			var ok [1 + maxResends]<-chan *jetstream.PubAck
 			var fail [1 + maxResends]<-chan error
@@ -495,7 +506,7 @@ func (h *Handler) wait(ctx context.Context, st *reqState, deadline time.Time) er
 				// Unanswered after resendAfter: most likely sent to a
 				// stream leader that died. The same Nats-Msg-Id makes a
 				// second copy harmless, and the new leader answers it.
-				h.resend(st, deadline)
+				h.resend(msgs, deadline)
 				if resends++; resends < maxResends {
 					resend.Reset(resendAfter)
 				}
@@ -522,10 +533,10 @@ const (
 )
 
 // resend publishes again the messages still without an answer.
-func (h *Handler) resend(st *reqState, deadline time.Time) {
+func (h *Handler) resend(msgs []outMsg, deadline time.Time) {
 	events := 0
-	for k := range st.msgs {
-		m := &st.msgs[k]
+	for k := range msgs {
+		m := &msgs[k]
 		if m.state != msgPending || len(m.futs) > maxResends {
 			continue
 		}

@@ -15,6 +15,7 @@ type metrics struct {
 	duration      prometheus.Histogram
 	publishErrors prometheus.Counter
 	resent        prometheus.Counter
+	joined        prometheus.Counter
 	codes         map[int]prometheus.Counter
 }
 
@@ -45,6 +46,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "capstan_stats_publish_resent_total",
 			Help: "Events sent to JetStream again (counted per event of each resent request message) because the message's acknowledgement did not come within a second (a stream leader lost); the same Nats-Msg-Id keeps it from being stored twice.",
 		}),
+		joined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "capstan_stats_joined_requests_total",
+			Help: "Requests whose events were sent in a message shared with other requests of the same app, because the app already had messages waiting for JetStream's acknowledgement (group commit).",
+		}),
 		codes: map[int]prometheus.Counter{},
 	}
 	m.events = promreg.Register(reg, m.events)
@@ -53,6 +58,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.duration = promreg.Register(reg, m.duration)
 	m.publishErrors = promreg.Register(reg, m.publishErrors)
 	m.resent = promreg.Register(reg, m.resent)
+	m.joined = promreg.Register(reg, m.joined)
 	// Series exist from the start, so rate() and alerts see zeros.
 	for _, r := range rejectReasons {
 		m.rejected.WithLabelValues(r)

@@ -210,7 +210,7 @@ func TestCLIAdminFlow(t *testing.T) {
 	}
 
 	// Tokens: a created token works on its own.
-	tok := strings.TrimSpace(mustRun(t, ctx, runToken, "create", "--name", "ci"))
+	tok := strings.TrimSpace(mustRun(t, ctx, runToken, "create", "--name", "ci", "--role", "admin"))
 	if !strings.HasPrefix(tok, "cap_") {
 		t.Fatalf("token %q", tok)
 	}

@@ -16,7 +16,7 @@ import (
 
 func TestCLIAudit(t *testing.T) {
 	ctx, _ := cliEnvWith(t, true)
-	tok := strings.TrimSpace(mustRun(t, ctx, runToken, "create", "--name", "release-bot"))
+	tok := strings.TrimSpace(mustRun(t, ctx, runToken, "create", "--name", "release-bot", "--role", "admin"))
 	t.Setenv("CAPSTAN_TOKEN", tok)
 	mustRun(t, ctx, runApp, "create", "com.example.a")
 	mustRun(t, ctx, runApp, "create", "com.example.b")

@@ -25,7 +25,7 @@ var commands = map[string]command{
 	"channel": {runChannel, "create, update and list channels"},
 	"device":  {runDevice, "pin a device to a channel or unpin it"},
 	"rollout": {runRollout, "show, pause, resume, promote or abort a channel's rollout"},
-	"token":   {runToken, "create admin tokens"},
+	"token":   {runToken, "create, list and revoke admin tokens"},
 	"audit":   {runAudit, "list recorded release changes: who changed what, when"},
 	"stats":   {runStats, "print release health from ClickHouse"},
 	"bench":   {runBench, "measure a Capstan server against a bare baseline (see BENCHMARKS.md)"},

@@ -24,6 +24,7 @@ import (
 
 	"github.com/capstan-io/capstan/audit"
 	"github.com/capstan-io/capstan/bus"
+	"github.com/capstan-io/capstan/console"
 	"github.com/capstan-io/capstan/consumer"
 	"github.com/capstan-io/capstan/ingest"
 	"github.com/capstan-io/capstan/internal/httpguard"
@@ -47,7 +48,7 @@ func runServe(ctx context.Context, args []string) error {
 	natsListen := stringFlag(fs, "nats-listen", "CAPSTAN_NATS_LISTEN", "127.0.0.1:4222", "client address of the embedded NATS server (for capstan consume and other fronts); empty = in-process only")
 	adminToken := stringFlag(fs, "admin-token", "CAPSTAN_ADMIN_TOKEN", "", "admin API bearer token accepted at start-up (only its hash is kept)")
 	consume := boolFlag(fs, "consume", "CAPSTAN_CONSUME", true, "run the stats consumer in this process (all-in-one); false for stateless fronts")
-	chURL := stringFlag(fs, "clickhouse-url", "CAPSTAN_CLICKHOUSE_URL", "clickhouse://default@127.0.0.1:9000/capstan", "ClickHouse for the in-process consumer")
+	chURL := stringFlag(fs, "clickhouse-url", "CAPSTAN_CLICKHOUSE_URL", "clickhouse://default@127.0.0.1:9000/capstan", "ClickHouse for the in-process consumer, the rollout guard and the admin API's device and health reads (empty = no reads: those endpoints answer 503)")
 	retention := intFlag(fs, "retention-days", "CAPSTAN_RETENTION_DAYS", 0, "days of raw events ClickHouse keeps (0 = forever)")
 	batchSize := intFlag(fs, "batch-size", "CAPSTAN_BATCH_SIZE", consumer.DefaultBatchSize, "most events per ClickHouse insert")
 	linger := durationFlag(fs, "batch-linger", "CAPSTAN_BATCH_LINGER", consumer.DefaultLinger, "longest an event waits for its batch to fill")
@@ -218,8 +219,16 @@ func runServe(ctx context.Context, args []string) error {
 	} else {
 		close(guardDone)
 	}
-	adminAPI := admin.New(admin.Config{Store: store, AdminToken: *adminToken, MaxUploadBytes: *maxUpload, TempDir: filepath.Join(*dataDir, "uploads"), Logger: log, Audit: auditLog,
-		GuardDefaults: rollout.DefaultSettings(), GuardStatus: guardStatus}).Handler()
+	adminCfg := admin.Config{Store: store, AdminToken: *adminToken, MaxUploadBytes: *maxUpload, TempDir: filepath.Join(*dataDir, "uploads"), Logger: log, Audit: auditLog,
+		GuardDefaults: rollout.DefaultSettings(), GuardStatus: guardStatus}
+	if *chURL != "" {
+		// The admin API's device and health reads; connects on first use.
+		dsn := *chURL
+		fleet := schema.NewFleetReader(func(ctx context.Context) (schema.Querier, error) { return schema.OpenClickHouse(ctx, dsn) }, "")
+		defer fleet.Close()
+		adminCfg.Fleet = fleet
+	}
+	adminAPI := admin.New(adminCfg).Handler()
 
 	r := newRouter(g.byPath(*adminListen == ""))
 	r.Group(func(r chi.Router) {
@@ -232,6 +241,7 @@ func runServe(ctx context.Context, args []string) error {
 	r.With(httpm.wrap("stats")).Handle("/stats", ingest.New(ingest.Config{JetStream: b.JetStream, Snapshot: store.Snapshot, MaxEvents: *statsMaxEvents, MaxBodyBytes: *statsMaxBody, Registerer: reg, Logger: log}))
 	if *adminListen == "" {
 		r.With(httpm.wrap("admin")).Mount("/api/v1", adminAPI)
+		mountConsole(r, httpm)
 	}
 	r.Get("/healthz", health)
 	r.Get("/readyz", ready)
@@ -266,6 +276,7 @@ func runServe(ctx context.Context, args []string) error {
 		httpm.watchListener("admin", aln)
 		ar := newRouter(g.admin.Handler)
 		ar.With(httpm.wrap("admin")).Mount("/api/v1", adminAPI)
+		mountConsole(ar, httpm)
 		ar.Get("/healthz", health)
 		asrv := newServer(ar)
 		servers = append(servers, asrv)
@@ -339,6 +350,13 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// mountConsole serves the web console next to the admin API it calls.
+func mountConsole(r chi.Router, httpm *httpMetrics) {
+	h := console.Handler()
+	r.With(httpm.wrap("console")).Handle("/console", h)
+	r.With(httpm.wrap("console")).Handle("/console/*", h)
 }
 
 // opsMaxConns bounds the connections of the metrics port: Prometheus and

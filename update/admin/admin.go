@@ -39,8 +39,15 @@ type Store interface {
 	DeleteBundle(ctx context.Context, app, version string) error
 	PutOverride(ctx context.Context, o release.Override) error
 	DeleteOverride(ctx context.Context, app, device string) error
-	AddTokenHash(ctx context.Context, hashHex, name string) error
-	TokenHashKnown(hashHex string) bool
+	// CreateToken stores a token with a role; ErrExists when its name is
+	// taken, whatever other front took it.
+	CreateToken(ctx context.Context, t release.Token) error
+	// RevokeToken deletes the tokens answering to name; ErrNotFound when
+	// none does.
+	RevokeToken(ctx context.Context, name string) ([]release.Token, error)
+	// TouchToken records a token's use at a time; it never brings back
+	// a revoked token.
+	TouchToken(ctx context.Context, hashHex string, at time.Time) error
 	Snapshot() *release.Snapshot
 }
 
@@ -65,6 +72,9 @@ type Config struct {
 	GuardDefaults rollout.Settings
 	// GuardStatus reads the guard's last reading of a rollout (nil: none).
 	GuardStatus GuardStatus
+	// Fleet reads devices and release health from ClickHouse (nil: those
+	// endpoints answer 503 stats_unavailable).
+	Fleet Fleet
 }
 
 // DefaultMaxUploadBytes is used when Config.MaxUploadBytes is 0.
@@ -83,6 +93,9 @@ type API struct {
 
 	guardDefaults rollout.Settings
 	guardStatus   GuardStatus
+	fleet         Fleet
+
+	usage usage
 }
 
 // New builds the API from cfg.
@@ -98,6 +111,7 @@ func New(cfg Config) *API {
 
 		guardDefaults: cfg.GuardDefaults,
 		guardStatus:   cfg.GuardStatus,
+		fleet:         cfg.Fleet,
 	}
 	if a.guardDefaults == (rollout.Settings{}) {
 		a.guardDefaults = rollout.DefaultSettings()
@@ -122,59 +136,31 @@ func New(cfg Config) *API {
 // mount it with r.Mount("/api/v1", api.Handler()).
 func (a *API) Handler() http.Handler {
 	r := chi.NewRouter()
+	r.Use(a.identify)
+	// Without a valid token, unknown paths and methods answer 401 too, so
+	// they reveal nothing.
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, notFound("not_found", fmt.Sprintf("no admin endpoint %s", r.URL.Path)))
+		if _, ok := a.authenticated(w, r); ok {
+			writeError(w, notFound("not_found", fmt.Sprintf("no admin endpoint %s", r.URL.Path)))
+		}
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, newError(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)))
+		if _, ok := a.authenticated(w, r); ok {
+			writeError(w, newError(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)))
+		}
 	})
-	// Authenticate before routing, so unknown paths reveal nothing either.
-	r.Use(a.authenticate)
 	a.routes(r)
 	return r
 }
 
-// Routes registers the admin endpoints, each requiring a bearer token, on
-// r relative to the API root, e.g. r.Route("/api/v1", api.Routes). It
-// adds no 404/405 handlers; Handler does.
+// Routes registers the admin endpoints (routeTable) on r relative to the
+// API root, e.g. r.Route("/api/v1", api.Routes). It adds no 404/405
+// handlers; Handler does.
 func (a *API) Routes(r chi.Router) {
 	r.Group(func(r chi.Router) {
-		r.Use(a.authenticate)
+		r.Use(a.identify)
 		a.routes(r)
 	})
-}
-
-func (a *API) routes(r chi.Router) {
-	r.Post("/tokens", a.handle(a.createToken))
-
-	r.Post("/apps", a.handle(a.createApp))
-	r.Get("/apps", a.handle(a.listApps))
-	r.Get("/apps/{app}", a.handle(a.getApp))
-	r.Patch("/apps/{app}", a.handle(a.updateApp))
-	r.Delete("/apps/{app}", a.handle(a.deleteApp))
-
-	r.Get("/apps/{app}/bundles", a.handle(a.listBundles))
-	r.Post("/apps/{app}/bundles", a.handle(a.uploadBundle))
-	r.Get("/apps/{app}/bundles/{version}", a.handle(a.getBundle))
-	r.Delete("/apps/{app}/bundles/{version}", a.handle(a.deleteBundle))
-
-	r.Get("/apps/{app}/channels", a.handle(a.listChannels))
-	r.Get("/apps/{app}/channels/{name}", a.handle(a.getChannel))
-	r.Put("/apps/{app}/channels/{name}", a.handle(a.putChannel))
-	r.Delete("/apps/{app}/channels/{name}", a.handle(a.deleteChannel))
-	r.Get("/apps/{app}/channels/{name}/rollout", a.handle(a.getRollout))
-	r.Post("/apps/{app}/channels/{name}/rollout/{action}", a.handle(a.controlRollout))
-
-	r.Get("/apps/{app}/devices", a.handle(a.listDevices))
-	r.Get("/apps/{app}/devices/{device}/channel", a.handle(a.getDeviceChannel))
-	r.Put("/apps/{app}/devices/{device}/channel", a.handle(a.setDeviceChannel))
-	r.Delete("/apps/{app}/devices/{device}/channel", a.handle(a.unsetDeviceChannel))
-
-	r.Get("/audit", a.handle(a.listAudit))
-
-	// Bundle retention (role publisher): deletes unused bundles past the
-	// newest N, never one a channel or rollout uses.
-	r.Post("/apps/{app}/bundles/cleanup", a.handle(a.cleanupBundles))
 }
 
 // handle adapts a handler returning an error; an *apiError is answered

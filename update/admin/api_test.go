@@ -200,7 +200,7 @@ func TestAuth(t *testing.T) {
 	if _, err := e.client.ListApps(e.ctx); err != nil {
 		t.Fatalf("good token: %v", err)
 	}
-	created, err := e.client.CreateToken(e.ctx, "ci")
+	created, err := e.client.CreateToken(e.ctx, "ci", RoleAdmin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestAuth(t *testing.T) {
 	if _, err := other.CreateApp(e.ctx, "com.example.viatoken", ""); err != nil {
 		t.Fatalf("created token rejected: %v", err)
 	}
-	second, err := other.CreateToken(e.ctx, "")
+	second, err := other.CreateToken(e.ctx, "ci2", RoleAdmin, nil)
 	if err != nil || second.Token == created.Token {
 		t.Fatalf("second token %+v %v", second, err)
 	}

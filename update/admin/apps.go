@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -45,8 +46,13 @@ func (a *API) createApp(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// listApps lists every app, or only its own to a token limited to some.
 func (a *API) listApps(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, a.store.Snapshot().Apps())
+	apps := a.store.Snapshot().Apps()
+	if p, ok := principalFrom(r.Context()); ok && p.scoped() {
+		apps = slices.DeleteFunc(apps, func(app release.App) bool { return !p.allows(app.ID) })
+	}
+	writeJSON(w, http.StatusOK, apps)
 	return nil
 }
 

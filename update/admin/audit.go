@@ -1,10 +1,12 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,21 +18,18 @@ import (
 // The audit log of release changes: who (the admin token's name) changed
 // what, appended after every successful write and listed at GET /audit.
 
-type actorKey struct{}
-
 // ActorAdmin is the actor of changes made with the start-up --admin-token.
-const ActorAdmin = "token:admin"
+const ActorAdmin = "token:" + StartupTokenName
 
 // Actor is who makes the request: "token:<name>" of the admin token that
-// authenticated it (the first 8 hex digits of its hash when it has no
-// name), ActorAdmin for the start-up token, "" outside the admin API.
+// authenticated it (the first 8 hex digits of its hash for a legacy token
+// without a name), ActorAdmin for the start-up token, "" outside the
+// admin API.
 func Actor(ctx context.Context) string {
-	s, _ := ctx.Value(actorKey{}).(string)
-	return s
-}
-
-func withActor(ctx context.Context, actor string) context.Context {
-	return context.WithValue(ctx, actorKey{}, actor)
+	if p, ok := principalFrom(ctx); ok {
+		return p.actor()
+	}
+	return ""
 }
 
 // recorderOf drops a nil *audit.Log held in a non-nil interface.
@@ -39,16 +38,6 @@ func recorderOf(r audit.Recorder) audit.Recorder {
 		return nil
 	}
 	return r
-}
-
-// tokenActor names a store token by its hash.
-func tokenActor(snap *release.Snapshot, hashHex string) string {
-	if snap != nil {
-		if t, ok := snap.Token(hashHex); ok && t.Name != "" {
-			return "token:" + t.Name
-		}
-	}
-	return "token:" + hashHex[:min(8, len(hashHex))]
 }
 
 // auditTimeout bounds one append; the change is already made, so a client
@@ -199,7 +188,11 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) error {
 		}
 		q.Limit = n
 	}
-	entries, err := l.List(r.Context(), q)
+	p, _ := principalFrom(r.Context())
+	if q.App != "" && !p.allows(q.App) {
+		return forbidden("app_not_allowed", fmt.Sprintf("token %s may not read the audit log of app %q; it is limited to %s", p.name, q.App, strings.Join(p.apps, ", ")))
+	}
+	entries, err := listAuditOf(r.Context(), l, q, p)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return r.Context().Err()
@@ -225,4 +218,36 @@ func validWebhookURL(s string) error {
 		return badRequest("invalid_webhook_url", fmt.Sprintf("webhook_url longer than %d characters", maxWebhookURLLen))
 	}
 	return validHTTPURL("webhook_url", s)
+}
+
+// listAuditOf lists q's entries, only those of p's apps when p is limited
+// to some: each app's newest q.Limit, merged, newest q.Limit of all.
+func listAuditOf(ctx context.Context, l auditLister, q audit.Query, p principal) ([]audit.Entry, error) {
+	if !p.scoped() || q.App != "" {
+		return l.List(ctx, q)
+	}
+	var all []audit.Entry
+	for _, app := range p.apps {
+		qa := q
+		qa.App = app
+		got, err := l.List(ctx, qa)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, got...)
+	}
+	return newestAudit(all, q.Limit), nil
+}
+
+// newestAudit sorts entries by sequence and keeps the newest limit
+// (0: audit.DefaultLimit).
+func newestAudit(entries []audit.Entry, limit int) []audit.Entry {
+	if limit <= 0 {
+		limit = audit.DefaultLimit
+	}
+	slices.SortFunc(entries, func(x, y audit.Entry) int { return cmp.Compare(x.Seq, y.Seq) })
+	if len(entries) > limit {
+		entries = entries[len(entries)-limit:]
+	}
+	return entries
 }

@@ -32,8 +32,8 @@ func TestAuditManualChanges(t *testing.T) {
 	ctx := e.ctx
 	const app = "com.example.audit"
 
-	tok := must[CreatedToken](t)(e.client.CreateToken(ctx, "ci"))
-	anon := must[CreatedToken](t)(e.client.CreateToken(ctx, ""))
+	tok := must[CreatedToken](t)(e.client.CreateToken(ctx, "ci", RoleAdmin, nil))
+	anon := must[CreatedToken](t)(e.client.CreateToken(ctx, "bot", RoleAdmin, nil))
 	ci := NewClient(e.srv.URL, tok.Token)
 	nameless := NewClient(e.srv.URL, anon.Token)
 
@@ -85,7 +85,7 @@ func TestAuditManualChanges(t *testing.T) {
 		{"bundle_upload", app, "", "1.1.0", "token:ci"},
 		{"channel_set", app, "production", "1.0.0", "token:ci"},
 		{"channel_set", app, "production", "1.0.0", "token:ci"},
-		{"channel_set", app, "beta", "1.1.0", "token:" + hashToken(anon.Token)[:8]},
+		{"channel_set", app, "beta", "1.1.0", "token:bot"},
 		{"pin_set", app, "beta", "", "token:ci"},
 		{"pin_delete", app, "beta", "", "token:ci"},
 		{"channel_delete", app, "beta", "", "token:ci"},

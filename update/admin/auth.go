@@ -1,15 +1,15 @@
 package admin
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strings"
-
-	"github.com/capstan-io/capstan/audit"
 )
 
 // TokenPrefix starts every token Capstan generates, so leaked tokens are
@@ -39,62 +39,83 @@ func bearer(r *http.Request) (tok string, present bool) {
 	return strings.TrimSpace(rest), true
 }
 
-// tokenActor compares the token's hash with the start-up token's in
-// constant time, then asks the store (which keys tokens by hash, so the
-// lookup reveals nothing about the token itself). It returns who the
-// token is (see Actor), ok false for a token not valid.
-func (a *API) tokenActor(tok string) (actor string, ok bool) {
-	if tok == "" {
-		return "", false
-	}
-	sum := sha256.Sum256([]byte(tok))
-	if a.adminHash != nil && subtle.ConstantTimeCompare(sum[:], a.adminHash) == 1 {
-		return ActorAdmin, true
-	}
-	h := hashToken(tok)
-	if !a.store.TokenHashKnown(h) {
-		return "", false
-	}
-	return tokenActor(a.store.Snapshot(), h), true
+// authKey keys the request's authState in its context.
+type authKey struct{}
+
+// authState is who a request's token is, or why it is not valid.
+type authState struct {
+	p   principal
+	err *apiError
 }
 
-func (a *API) authenticate(next http.Handler) http.Handler {
+// identify resolves the request's bearer token before routing, so each
+// route's guard (and the 404/405 answers) can ask who it is. It answers
+// nothing itself: a public route needs no token.
+func (a *API) identify(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, present := bearer(r)
-		if !present {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="capstan"`)
-			writeError(w, newError(http.StatusUnauthorized, "missing_token", "this endpoint needs an admin token: Authorization: Bearer <token>"))
-			return
-		}
-		actor, ok := a.tokenActor(tok)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="capstan", error="invalid_token"`)
-			writeError(w, newError(http.StatusUnauthorized, "invalid_token", "the admin token is not valid"))
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(withActor(r.Context(), actor)))
+		st := a.identifyToken(r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authKey{}, st)))
 	})
 }
 
-func (a *API) createToken(w http.ResponseWriter, r *http.Request) error {
-	var req CreateTokenRequest
-	if err := decodeJSON(w, r, &req, true); err != nil {
-		return err
+func (a *API) identifyToken(r *http.Request) *authState {
+	tok, present := bearer(r)
+	if !present {
+		return &authState{err: newError(http.StatusUnauthorized, "missing_token", "this endpoint needs an admin token: Authorization: Bearer <token>")}
 	}
-	if len(req.Name) > maxTokenNameLen {
-		return badRequest("invalid_name", fmt.Sprintf("token name longer than %d characters", maxTokenNameLen))
+	p, ok := a.tokenPrincipal(tok)
+	if !ok {
+		return &authState{err: newError(http.StatusUnauthorized, "invalid_token", "the admin token is not valid")}
 	}
-	tok, err := NewToken()
-	if err != nil {
-		return err
+	if p.hash != "" {
+		a.noteUse(p)
 	}
-	hash := hashToken(tok)
-	if err := a.store.AddTokenHash(r.Context(), hash, req.Name); err != nil {
-		return fmt.Errorf("store token: %w", err)
+	return &authState{p: p}
+}
+
+// tokenPrincipal compares the token's hash with the start-up token's in
+// constant time, then looks it up in the snapshot (which keys tokens by
+// hash, so the lookup reveals nothing about the token itself). ok is
+// false for a token not valid.
+func (a *API) tokenPrincipal(tok string) (p principal, ok bool) {
+	if tok == "" {
+		return p, false
 	}
-	a.log.Info("admin token created", "name", req.Name)
-	// The hash prefix names a token without a name in later entries.
-	a.record(r, audit.Entry{Change: audit.ChangeTokenCreate, Detail: fmt.Sprintf("token %q created (hash %s…)", req.Name, hash[:8])})
-	writeJSON(w, http.StatusCreated, CreatedToken{Token: tok, Name: req.Name})
-	return nil
+	sum := sha256.Sum256([]byte(tok))
+	if a.adminHash != nil && subtle.ConstantTimeCompare(sum[:], a.adminHash) == 1 {
+		return startupPrincipal, true
+	}
+	t, ok := a.store.Snapshot().Token(hex.EncodeToString(sum[:]))
+	if !ok {
+		return p, false
+	}
+	return principalOf(t), true
+}
+
+// authenticated returns who makes the request, or answers 401 and false.
+func (a *API) authenticated(w http.ResponseWriter, r *http.Request) (principal, bool) {
+	st, ok := r.Context().Value(authKey{}).(*authState)
+	if !ok {
+		st = a.identifyToken(r)
+	}
+	if st.err != nil {
+		if st.err.code == "invalid_token" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="capstan", error="invalid_token"`)
+		} else {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="capstan"`)
+		}
+		writeError(w, st.err)
+		return principal{}, false
+	}
+	return st.p, true
+}
+
+// principalFrom is the request's principal; ok false outside a guarded
+// route or without a valid token.
+func principalFrom(ctx context.Context) (principal, bool) {
+	st, ok := ctx.Value(authKey{}).(*authState)
+	if !ok || st.err != nil {
+		return principal{}, false
+	}
+	return st.p, true
 }

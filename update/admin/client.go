@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/capstan-io/capstan/schema"
 	"github.com/capstan-io/capstan/update/release"
 )
 
@@ -309,15 +310,80 @@ func (c *Client) ListDevices(ctx context.Context, app string) ([]release.Overrid
 	return out, err
 }
 
-// CreateToken makes a new admin token; its plaintext is returned only now.
-func (c *Client) CreateToken(ctx context.Context, name string) (CreatedToken, error) {
-	var out CreatedToken
-	err := c.doJSON(ctx, http.MethodPost, c.url("tokens"), CreateTokenRequest{Name: name}, &out)
+// WhoAmI returns the calling token's name, role and apps.
+func (c *Client) WhoAmI(ctx context.Context) (WhoAmI, error) {
+	var out WhoAmI
+	err := c.doJSON(ctx, http.MethodGet, c.url("whoami"), nil, &out)
 	return out, err
+}
+
+// CreateToken makes a new admin token with a role (RoleViewer,
+// RolePublisher or RoleAdmin), limited to apps when given; its plaintext
+// is returned only now.
+func (c *Client) CreateToken(ctx context.Context, name, role string, apps []string) (CreatedToken, error) {
+	var out CreatedToken
+	err := c.doJSON(ctx, http.MethodPost, c.url("tokens"), CreateTokenRequest{Name: name, Role: role, Apps: apps}, &out)
+	return out, err
+}
+
+// ListTokens lists the tokens by name, without their secrets.
+func (c *Client) ListTokens(ctx context.Context) ([]TokenInfo, error) {
+	var out []TokenInfo
+	err := c.doJSON(ctx, http.MethodGet, c.url("tokens"), nil, &out)
+	return out, err
+}
+
+// RevokeToken deletes the token named name.
+func (c *Client) RevokeToken(ctx context.Context, name string) error {
+	return c.doJSON(ctx, http.MethodDelete, c.url("tokens", name), nil, nil)
 }
 
 // IsCode reports whether err is an APIError with this machine code.
 func IsCode(err error, code string) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Code == code
+}
+
+// Device returns what the server knows of one device: pin, last reported
+// state and newest events.
+func (c *Client) Device(ctx context.Context, app, device string) (DeviceInfo, error) {
+	var out DeviceInfo
+	err := c.doJSON(ctx, http.MethodGet, c.url("apps", app, "devices", device), nil, &out)
+	return out, err
+}
+
+// Health returns the app's release health per version over p's window.
+func (c *Client) Health(ctx context.Context, app string, p FleetParams) (HealthReport, error) {
+	var out HealthReport
+	err := c.doJSON(ctx, http.MethodGet, c.url("apps", app, "health")+p.query(false), nil, &out)
+	return out, err
+}
+
+// Timeline returns the app's release health per version in buckets of
+// p.Step.
+func (c *Client) Timeline(ctx context.Context, app string, p FleetParams) (schema.Timeline, error) {
+	var out schema.Timeline
+	err := c.doJSON(ctx, http.MethodGet, c.url("apps", app, "health", "timeline")+p.query(true), nil, &out)
+	return out, err
+}
+
+// query renders p as a query string ("" when every field is zero).
+func (p FleetParams) query(withStep bool) string {
+	v := url.Values{}
+	if p.Since != 0 {
+		v.Set("since", p.Since.String())
+	}
+	if withStep && p.Step != 0 {
+		v.Set("step", p.Step.String())
+	}
+	if p.Channel != "" {
+		v.Set("channel", p.Channel)
+	}
+	if p.IncludeDev {
+		v.Set("include_dev", "true")
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
 }

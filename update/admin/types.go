@@ -2,7 +2,9 @@ package admin
 
 import (
 	"encoding/json"
+	"time"
 
+	"github.com/capstan-io/capstan/schema"
 	"github.com/capstan-io/capstan/update/release"
 )
 
@@ -92,11 +94,80 @@ type DeviceChannelRequest struct {
 
 // CreateTokenRequest is the body of POST /tokens.
 type CreateTokenRequest struct {
-	Name string `json:"name,omitempty"`
+	// Name is unique: 1–64 of [A-Za-z0-9._-].
+	Name string `json:"name"`
+	// Role is viewer, publisher or admin.
+	Role string `json:"role"`
+	// Apps limits the token to these existing apps; empty means all.
+	Apps []string `json:"apps,omitempty"`
 }
 
 // CreatedToken is the answer of POST /tokens; Token is shown only here.
 type CreatedToken struct {
-	Token string `json:"token"`
-	Name  string `json:"name,omitempty"`
+	Token     string    `json:"token"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	Apps      []string  `json:"apps"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// TokenInfo is a token as GET /tokens lists it: never its secret or hash.
+type TokenInfo struct {
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	Apps      []string  `json:"apps"`
+	CreatedAt time.Time `json:"created_at"`
+	// LastUsedAt is absent when the token was never used; it is written
+	// at most once a minute, so it may lag a minute.
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+}
+
+// WhoAmI is the answer of GET /whoami: the calling token.
+type WhoAmI struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+	// Apps the token is limited to; [] means every app.
+	Apps []string `json:"apps"`
+}
+
+// DeviceInfo is the answer of GET /apps/{app}/devices/{device}: the
+// device's pin from the release state and what ClickHouse knows of it.
+// Known is false (and the fields after it empty) when ClickHouse has no
+// row and no event of the device.
+type DeviceInfo struct {
+	App      string `json:"app"`
+	DeviceID string `json:"device_id"`
+	// Pin is the channel the device is pinned to, "" when not pinned.
+	Pin   string `json:"pin"`
+	Known bool   `json:"known"`
+	// LastSeen is RFC 3339 (UTC), "" when not Known.
+	LastSeen      string               `json:"last_seen"`
+	Platform      string               `json:"platform"`
+	VersionName   string               `json:"version_name"`
+	VersionBuild  string               `json:"version_build"`
+	PluginVersion string               `json:"plugin_version"`
+	VersionOS     string               `json:"version_os"`
+	Channel       string               `json:"channel"`
+	CustomID      string               `json:"custom_id"`
+	IsProd        bool                 `json:"is_prod"`
+	IsEmulator    bool                 `json:"is_emulator"`
+	RecentEvents  []schema.DeviceEvent `json:"recent_events"`
+}
+
+// HealthReport is the answer of GET /apps/{app}/health: the numbers of
+// `capstan stats --json` for the app over [since, until).
+type HealthReport struct {
+	Since    time.Time          `json:"since"`
+	Until    time.Time          `json:"until"`
+	Versions []schema.ReportRow `json:"versions"`
+}
+
+// FleetParams are the query parameters of the health endpoints. Zero
+// values leave a parameter out (the server's default: since 24h, step
+// 1h, every channel, production devices only).
+type FleetParams struct {
+	Since      time.Duration
+	Step       time.Duration // timeline only
+	Channel    string
+	IncludeDev bool
 }

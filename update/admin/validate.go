@@ -18,15 +18,14 @@ import (
 // Pure validation and decision helpers, kept free of HTTP and the store.
 
 const (
-	maxAppIDLen     = 128
-	maxAppNameLen   = 256
-	maxChannelLen   = 64
-	maxDeviceIDLen  = 128
-	maxVersionLen   = 128
-	maxTokenNameLen = 128
-	maxTextLen      = 4096 // link, comment, key_id, session_key, checksum
-	maxManifest     = 100000
-	maxDataKeys     = 100
+	maxAppIDLen    = 128
+	maxAppNameLen  = 256
+	maxChannelLen  = 64
+	maxDeviceIDLen = 128
+	maxVersionLen  = 128
+	maxTextLen     = 4096 // link, comment, key_id, session_key, checksum
+	maxManifest    = 100000
+	maxDataKeys    = 100
 )
 
 var (

@@ -16,7 +16,10 @@ const (
 	kindBundle   = "bundle"
 	kindOverride = "ovr"
 	kindToken    = "token"
-	kindChoice   = "choice"
+	// kindTokenName holds the hash of the token with that name; created
+	// only if absent, it keeps names unique across fronts.
+	kindTokenName = "tokname"
+	kindChoice    = "choice"
 	// kindChanSeq holds the last channel id handed out for an app.
 	kindChanSeq = "chanseq"
 )
@@ -34,6 +37,7 @@ func bundleKey(app, ver string) string { return kindBundle + "." + enc(app) + ".
 func ovrKey(app, dev string) string    { return kindOverride + "." + enc(app) + "." + enc(dev) }
 func tokenKey(hashHex string) string   { return kindToken + "." + hashHex }
 func chanSeqKey(app string) string     { return kindChanSeq + "." + enc(app) }
+func tokenNameKey(name string) string  { return kindTokenName + "." + enc(name) }
 
 // parsedKey is a decoded KV key.
 type parsedKey struct {
@@ -45,7 +49,7 @@ type parsedKey struct {
 func parseKey(key string) (parsedKey, error) {
 	parts := strings.Split(key, ".")
 	pk := parsedKey{kind: parts[0]}
-	want := map[string]int{kindApp: 1, kindChannel: 2, kindBundle: 2, kindOverride: 2, kindToken: 1, kindChanSeq: 1, kindChoice: 2}[pk.kind]
+	want := map[string]int{kindApp: 1, kindChannel: 2, kindBundle: 2, kindOverride: 2, kindToken: 1, kindTokenName: 1, kindChanSeq: 1, kindChoice: 2}[pk.kind]
 	if want == 0 {
 		return pk, fmt.Errorf("key %q: unknown kind", key)
 	}

@@ -249,7 +249,37 @@ type Override struct {
 
 // Token is an admin API token, known only by the SHA-256 hex of its secret.
 type Token struct {
-	Hash      string    `json:"hash"`
-	Name      string    `json:"name"`
+	Hash string `json:"hash"`
+	// Name is unique among tokens with a Role (see Store.CreateToken).
+	Name string `json:"name"`
+	// Role is what the token may do (the admin API's viewer, publisher or
+	// admin); "" marks a token stored before roles existed.
+	Role string `json:"role,omitempty"`
+	// Apps limits the token to these app ids; empty means every app.
+	Apps      []string  `json:"apps,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+	// LastUsedAt is when a front last recorded the token's use (written
+	// at most about once a minute, so it may lag that much).
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+}
+
+// Legacy reports a token stored before roles existed: it has no Role
+// and its name, possibly empty or shared, has no name key.
+func (t Token) Legacy() bool { return t.Role == "" }
+
+// AnswersTo reports whether name designates t: its name, or for a legacy
+// token without one the first 8 hex digits of its hash.
+func (t Token) AnswersTo(name string) bool {
+	if t.Name != "" || !t.Legacy() {
+		return t.Name == name
+	}
+	return name != "" && name == t.Hash[:min(8, len(t.Hash))]
+}
+
+// DisplayName is the name t answers to (see AnswersTo).
+func (t Token) DisplayName() string {
+	if t.Name == "" && t.Legacy() {
+		return t.Hash[:min(8, len(t.Hash))]
+	}
+	return t.Name
 }

@@ -438,8 +438,9 @@ func (s *Store) applyEntry(b *Builder, key string, rev uint64, del bool, value [
 		s.log.Warn("release bucket: skipping unknown key", "key", key, "err", err)
 		return
 	}
-	if pk.kind == kindChanSeq {
-		// Bookkeeping for channel ids; not part of the snapshot.
+	if pk.kind == kindChanSeq || pk.kind == kindTokenName {
+		// Bookkeeping for channel ids and token names; not part of the
+		// snapshot.
 		return
 	}
 	if err := s.applyKind(b, pk, del, value); err != nil {

@@ -192,8 +192,10 @@ func (s *Store) DeleteOverride(ctx context.Context, app, device string) error {
 	return nil
 }
 
-// AddTokenHash records an admin token by the SHA-256 hex of its secret;
-// ErrExists when that hash is already known.
+// AddTokenHash records a legacy token (no role: an admin of every app)
+// by the SHA-256 hex of its secret, as stores did before roles existed;
+// ErrExists when that hash is already known. The admin API creates
+// tokens with CreateToken.
 func (s *Store) AddTokenHash(ctx context.Context, hashHex, name string) error {
 	hashHex = strings.ToLower(hashHex)
 	if !validHashHex(hashHex) {
