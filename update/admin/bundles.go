@@ -171,9 +171,15 @@ func (a *API) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 					return fmt.Errorf("build manifest: %w", err)
 				}
 				defer d.Close()
-				b.Manifest, files = d.Manifest, d.Files
-				if err := a.checkBundleSize(b); err != nil {
-					return err
+				withDelta := b
+				withDelta.Manifest = d.Manifest
+				// A manifest too large for one record (thousands of files
+				// on a NATS with a small max_payload) must not refuse a
+				// zip that fits: such a bundle is served as its zip.
+				if err := a.checkBundleSize(withDelta); err != nil {
+					a.log.Warn("bundle uploaded without delta: its manifest does not fit in one record", "app", app.ID, "version", b.Version, "files", len(d.Manifest), "err", err)
+				} else {
+					b.Manifest, files = d.Manifest, d.Files
 				}
 			}
 		}

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -119,4 +120,24 @@ func TestUploadEncryptedObjects(t *testing.T) {
 	meta.Version = "1.0.2"
 	_, err = e.client.UploadBundleObjects(e.ctx, app, meta, nil, []io.Reader{bytes.NewReader(objA), bytes.NewReader(objB), bytes.NewReader([]byte("stray"))})
 	wantAPIError(t, err, 400, "unused_object")
+}
+
+// A zip whose built manifest would not fit in one record (a NATS with a
+// small max_payload) is stored as its zip alone, not refused.
+func TestUploadDeltaTooLargeFallsBackToZip(t *testing.T) {
+	e, _ := newSmallPayloadEnv(t, 256<<10)
+	const app = "com.example.big"
+	e.app(t, app)
+	files := []zf{{"index.html", "<html>"}}
+	for i := range 1500 {
+		files = append(files, zf{fmt.Sprintf("assets/module-%04d.js", i), fmt.Sprintf("export default %d;", i)})
+	}
+	z := makeZip(t, files...)
+	b, err := e.client.UploadBundle(e.ctx, app, BundleMetadata{Version: "1.0.0"}, bytes.NewReader(z))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Manifest) != 0 || b.ObjectSHA256 != sha(z) {
+		t.Fatalf("bundle with %d manifest entries, sha %s; want the zip alone", len(b.Manifest), b.ObjectSHA256)
+	}
 }
