@@ -68,7 +68,9 @@ func (a *Admin) UploadBundle(ctx context.Context, app, version string, zipData [
 	h.Set("Content-Disposition", `form-data; name="metadata"`)
 	h.Set("Content-Type", "application/json")
 	pw, _ := mw.CreatePart(h)
-	meta, _ := json.Marshal(map[string]any{"version": version, "comment": "benchmark bundle"})
+	// no_delta: the answers stay the zip offers the bare baseline renders
+	// too; delta figures come from update/admin's benchmarks.
+	meta, _ := json.Marshal(map[string]any{"version": version, "comment": "benchmark bundle", "no_delta": true})
 	pw.Write(meta)
 	fw, _ := mw.CreateFormFile("file", version+".zip")
 	fw.Write(zipData)

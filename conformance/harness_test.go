@@ -137,12 +137,14 @@ func buildCapstan(t testing.TB, dir string) string {
 	return bin
 }
 
-var servingRE = regexp.MustCompile(`msg="capstan serving".* addr=(\S+)`)
+var servingRE = regexp.MustCompile(`msg="capstan serving".* addr=(\S+).* metrics=(\S+)`)
 
 type server struct {
 	URL   string
 	Admin *admin.Client
 	log   *syncBuffer
+	// Metrics is the base URL of the front's /metrics listener.
+	Metrics string
 }
 
 type syncBuffer struct {
@@ -196,7 +198,7 @@ func startServe(t testing.TB, bin string, extra ...string) *server {
 			<-done
 		}
 	})
-	found := make(chan string, 1)
+	found := make(chan []string, 1)
 	go func() {
 		defer close(done)
 		sc := bufio.NewScanner(stderr)
@@ -206,7 +208,7 @@ func startServe(t testing.TB, bin string, extra ...string) *server {
 			fmt.Fprintln(log, line)
 			if m := servingRE.FindStringSubmatch(line); m != nil {
 				select {
-				case found <- m[1]:
+				case found <- m[1:]:
 				default:
 				}
 			}
@@ -214,9 +216,9 @@ func startServe(t testing.TB, bin string, extra ...string) *server {
 		_ = cmd.Wait()
 	}()
 	select {
-	case addr := <-found:
-		u := "http://" + addr
-		return &server{URL: u, Admin: admin.NewClient(u, adminToken), log: log}
+	case addrs := <-found:
+		u := "http://" + addrs[0]
+		return &server{URL: u, Admin: admin.NewClient(u, adminToken), log: log, Metrics: "http://" + addrs[1]}
 	case <-done:
 		t.Fatalf("capstan serve exited:\n%s", log.String())
 	case <-time.After(60 * time.Second):

@@ -72,10 +72,13 @@ func webFiles(version string) map[string]string {
 	}
 }
 
+// upload stores a zip-only bundle (no_delta): the scenarios using it are
+// about the zip download; DeltaReusesFiles covers the manifest Capstan
+// builds otherwise.
 func (e *env) upload(t *testing.T, app, version string) []byte {
 	t.Helper()
 	z := bundleZip(t, webFiles(version))
-	if _, err := e.srv.Admin.UploadBundle(ctxT(t), app, admin.BundleMetadata{Version: version}, bytes.NewReader(z)); err != nil {
+	if _, err := e.srv.Admin.UploadBundle(ctxT(t), app, admin.BundleMetadata{Version: version, NoDelta: true}, bytes.NewReader(z)); err != nil {
 		t.Fatalf("upload %s: %v", version, err)
 	}
 	return z
@@ -139,6 +142,7 @@ func TestPlugin(t *testing.T) {
 		t.Run("StatsPersistAcrossRestart", e.statsPersistAcrossRestart)
 		t.Run("ManifestDownload", e.manifestDownload)
 		t.Run("EncryptedBundle", e.encryptedBundle)
+		t.Run("DeltaReusesFiles", e.deltaReusesFiles)
 	})
 	t.Run("defects", func(t *testing.T) {
 		t.Run("D1_BuiltinAlreadyOnBuiltin", e.d1Builtin)

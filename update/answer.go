@@ -242,13 +242,14 @@ func majorAnswer(channel, target, old string) Answer {
 }
 
 // successBody renders an update offer. It never contains "error" or "kind".
-// The url is written in place (see BundleURL) to save an allocation.
-func successBody(b *release.Bundle, publicURL string) []byte {
+// The url is written in place (see BundleURL) to save an allocation. The
+// manifest is left out when withManifest is false (see sendsManifest).
+func successBody(b *release.Bundle, publicURL string, withManifest bool) []byte {
 	publicURL = strings.TrimRight(publicURL, "/")
 	n := 128 + len(b.Version) + len(b.AppID) + len(publicURL) + len(b.ExternalURL) + len(b.SessionKey) + len(b.Checksum) + len(b.Link) + len(b.Comment)
 	for i := range b.Manifest {
 		m := &b.Manifest[i]
-		n += 64 + len(m.FileName) + len(m.FileHash) + len(m.DownloadURL)
+		n += 72 + len(m.FileName) + len(m.FileHash) + len(m.DownloadURL) + len(publicURL) + len(m.Object)
 	}
 	for k, v := range b.Data {
 		n += 8 + len(k) + len(v)
@@ -272,7 +273,7 @@ func successBody(b *release.Bundle, publicURL string) []byte {
 	out = jsonwire.AppendString(out, b.SessionKey)
 	out = append(out, `,"checksum":`...)
 	out = jsonwire.AppendString(out, b.Checksum)
-	if len(b.Manifest) > 0 {
+	if withManifest && len(b.Manifest) > 0 {
 		out = append(out, `,"manifest":[`...)
 		for i := range b.Manifest {
 			m := &b.Manifest[i]
@@ -284,7 +285,15 @@ func successBody(b *release.Bundle, publicURL string) []byte {
 			out = append(out, `,"file_hash":`...)
 			out = jsonwire.AppendString(out, m.FileHash)
 			out = append(out, `,"download_url":`...)
-			out = jsonwire.AppendString(out, m.DownloadURL)
+			if m.DownloadURL == "" && m.Object != "" {
+				out = append(out, '"')
+				out = jsonwire.AppendChars(out, publicURL)
+				out = append(out, "/files/"...)
+				out = jsonwire.AppendChars(out, m.Object)
+				out = append(out, '"')
+			} else {
+				out = jsonwire.AppendString(out, m.DownloadURL)
+			}
 			out = append(out, '}')
 		}
 		out = append(out, ']')
@@ -305,6 +314,22 @@ func successBody(b *release.Bundle, publicURL string) []byte {
 		out, _ = jsonwire.AppendStringMap(out, b.Data, make([]string, 0, len(b.Data)))
 	}
 	return append(out, '}')
+}
+
+// sendsManifest reports whether an offer carries the bundle's manifest: a
+// bundle whose zip Capstan stores keeps the manifest for plugins that take
+// one (TakesManifest) and sends older ones the zip; a bundle without a
+// stored zip always sends it, as it has nothing else.
+func sendsManifest(b *release.Bundle, pluginVersion string) bool {
+	if len(b.Manifest) == 0 {
+		return false
+	}
+	return b.Object == "" || TakesManifest(pluginVersion)
+}
+
+// FileURL is where a device downloads a stored manifest file.
+func FileURL(publicURL, object string) string {
+	return strings.TrimRight(publicURL, "/") + "/files/" + object
 }
 
 // itoa avoids fmt on small paths.

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/capstan-io/capstan/update/release"
 	"github.com/go-chi/chi/v5"
@@ -174,4 +175,59 @@ func bundleError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// FileOpener opens a stored delta file by the SHA-256 of its bytes;
+// *release.Store is one.
+type FileOpener interface {
+	OpenFile(ctx context.Context, sha string) (f *os.File, size int64, err error)
+}
+
+var _ FileOpener = (*release.Store)(nil)
+
+// FileHandler serves GET and HEAD /files/{sha}: one file of a delta
+// bundle, as stored (brotli for .br manifest entries), with Range and an
+// ETag of its digest. Content-addressed, so it never changes.
+func FileHandler(store FileOpener, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			bundleError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Files are downloaded with GET or HEAD")
+			return
+		}
+		sha := chi.URLParam(r, "sha")
+		if sha == "" {
+			sha = r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+		}
+		f, size, err := store.OpenFile(r.Context(), sha)
+		if errors.Is(err, release.ErrNotFound) {
+			bundleError(w, http.StatusNotFound, "file_not_found", "No such file")
+			return
+		}
+		if err != nil {
+			if r.Context().Err() == nil {
+				log.Warn("open file", "sha", sha, "err", err)
+			}
+			w.Header().Set("Retry-After", "5")
+			bundleError(w, http.StatusServiceUnavailable, "file_unavailable", "The file cannot be read right now; retry later")
+			return
+		}
+		defer f.Close()
+		hdr := w.Header()
+		hdr.Set("Content-Type", "application/octet-stream")
+		hdr.Set("ETag", `"`+sha+`"`)
+		hdr.Set("Cache-Control", "public, max-age=31536000, immutable")
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		if rng, ok := dropZeroSuffixRanges(r.Header.Get("Range")); !ok {
+			hdr.Set("Content-Range", "bytes */"+itoa(size))
+			bundleError(w, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable", "The requested range is empty")
+			return
+		} else if rng != r.Header.Get("Range") {
+			r.Header.Set("Range", rng)
+		}
+		http.ServeContent(w, r, "", time.Time{}, f)
+	})
 }

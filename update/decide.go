@@ -174,7 +174,7 @@ func Decide(req *Request, snap *release.Snapshot, opts Options) Answer {
 	}
 
 	// 8. The update.
-	return Answer{Status: http.StatusOK, Body: successBody(b, opts.PublicURL), Result: ResultUpdate, Channel: chName, Version: target, res: resUpdate}
+	return Answer{Status: http.StatusOK, Body: successBody(b, opts.PublicURL, sendsManifest(b, req.PluginVersion)), Result: ResultUpdate, Channel: chName, Version: target, res: resUpdate}
 }
 
 // onBuiltin reports whether a device runs the bundle shipped inside its

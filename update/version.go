@@ -126,3 +126,25 @@ func below(a, b [3]uint64) bool {
 	}
 	return false
 }
+
+// TakesManifest reports whether a plugin version downloads a manifest
+// with brotli (.br) entries: 5.10.0, 6.25.0 and 7.0.30 onwards, and every
+// 8.x, the versions the Capgo CLI requires for delta uploads. An unreadable
+// version gets the zip, which every plugin takes.
+func TakesManifest(pluginVersion string) bool {
+	v, ok := pluginRelease(pluginVersion)
+	if !ok {
+		return false
+	}
+	switch v[0] {
+	case 0, 1, 2, 3, 4:
+		return false
+	case 5:
+		return !below(v, [3]uint64{5, 10, 0})
+	case 6:
+		return !below(v, [3]uint64{6, 25, 0})
+	case 7:
+		return !below(v, [3]uint64{7, 0, 30})
+	}
+	return true
+}

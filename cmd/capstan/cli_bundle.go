@@ -10,19 +10,21 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/capstan-io/capstan/update"
 	"github.com/capstan-io/capstan/update/admin"
 	"github.com/capstan-io/capstan/update/bundlezip"
 	"github.com/capstan-io/capstan/update/release"
 )
 
 var bundleVerbs = map[string]verb{
-	"upload": {"--app APP --version V [flags] <zip-or-directory>", "upload a bundle (a zip, or a directory zipped for you)", bundleUpload},
-	"list":   {"--app APP", "list an app's bundles, newest first", bundleList},
-	"delete": {"--app APP <version>", "delete a bundle no channel points at", bundleDelete},
+	"upload":  {"--app APP --version V [--channel NAME] [flags] <zip-or-directory>", "upload a bundle (a zip, or a directory zipped for you), optionally pointing a channel at it", bundleUpload},
+	"list":    {"--app APP", "list an app's bundles, newest first", bundleList},
+	"delete":  {"--app APP <version>", "delete a bundle no channel points at", bundleDelete},
+	"cleanup": {"--app APP --keep N [--dry-run]", "delete unused bundles past the N newest (never one a channel or rollout uses)", bundleCleanup},
 }
 
 func runBundle(ctx context.Context, args []string) error {
-	return dispatch(ctx, "bundle", bundleVerbs, []string{"upload", "list", "delete"}, args)
+	return dispatch(ctx, "bundle", bundleVerbs, []string{"upload", "list", "delete", "cleanup"}, args)
 }
 
 func bundleUpload(ctx context.Context, c *common, args []string) error {
@@ -33,6 +35,9 @@ func bundleUpload(ctx context.Context, c *common, args []string) error {
 	fs.StringVar(&m.SessionKey, "session-key", "", "ivSessionKey printed by `npx @capgo/cli bundle encrypt` (the file is then the encrypted zip)")
 	fs.StringVar(&m.Checksum, "checksum", "", "checksum: the signed one from `bundle encrypt`, or the SHA-256 hex of the zip (checked)")
 	fs.StringVar(&m.KeyID, "key-id", "", "key id of the encryption key")
+	publicKey := fs.String("public-key", "", "public key file of the app (.capgo_key_v2.pub): sets --key-id as the plugin derives it")
+	channel := fs.String("channel", "", "after the upload, point this channel at the bundle (created with the defaults if new)")
+	fs.BoolVar(&m.NoDelta, "no-delta", false, "store the zip only: no per-file manifest, every device downloads the whole zip")
 	manifest := fs.String("manifest", "", "JSON file with manifest entries [{file_name, file_hash, download_url}] for per-file (delta) updates")
 	fs.StringVar(&m.MinUpdateVersion, "min-update-version", "", "lowest native version allowed to take this bundle (version_number policy)")
 	fs.StringVar(&m.Comment, "comment", "", "comment shown to the app")
@@ -65,6 +70,20 @@ func bundleUpload(ctx context.Context, c *common, args []string) error {
 			return err
 		}
 	}
+	if *publicKey != "" {
+		pem, err := os.ReadFile(*publicKey)
+		if err != nil {
+			return fmt.Errorf("--public-key: %w", err)
+		}
+		id := update.KeyID(string(pem))
+		if id == "" {
+			return fmt.Errorf("--public-key %s: the file is empty", *publicKey)
+		}
+		if m.KeyID != "" && m.KeyID != id {
+			return fmt.Errorf("--key-id %s does not match %s's key id %s", m.KeyID, *publicKey, id)
+		}
+		m.KeyID = id
+	}
 	cl, err := c.client()
 	if err != nil {
 		return err
@@ -89,6 +108,13 @@ func bundleUpload(ctx context.Context, c *common, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *channel != "" {
+		// The bundle stays uploaded if this fails; say so, so a retry
+		// points the channel instead of uploading again.
+		if _, err := cl.SetChannel(ctx, *app, *channel, admin.ChannelPatch{Bundle: &b.Version}); err != nil {
+			return fmt.Errorf("bundle %s uploaded, but pointing channel %s at it failed (run `capstan channel set --app %s %s --bundle %s`): %w", b.Version, *channel, *app, *channel, b.Version, err)
+		}
+	}
 	if *c.json {
 		return printJSON(b)
 	}
@@ -108,6 +134,9 @@ func bundleUpload(ctx context.Context, c *common, args []string) error {
 	}
 	if len(b.Manifest) > 0 {
 		fmt.Fprintf(tw, "manifest\t%d files\n", len(b.Manifest))
+	}
+	if *channel != "" {
+		fmt.Fprintf(tw, "channel\t%s\n", *channel)
 	}
 	return tw.Flush()
 }
@@ -237,4 +266,35 @@ func bundleDelete(ctx context.Context, c *common, args []string) error {
 		return err
 	}
 	return c.done(map[string]string{"deleted": pos[0]}, "deleted bundle %s of %s\n", pos[0], *app)
+}
+
+func bundleCleanup(ctx context.Context, c *common, args []string) error {
+	app := appFlag(c.fs)
+	keep := c.fs.Int("keep", -1, "how many of the newest unused bundles to keep (required)")
+	dry := c.fs.Bool("dry-run", false, "list what would be deleted, delete nothing")
+	_, cl, err := c.connect(args, app, 0, 0)
+	if err != nil {
+		return err
+	}
+	if *keep < 0 {
+		return errors.New("--keep N is required (0 deletes every unused bundle)")
+	}
+	res, err := cl.CleanupBundles(ctx, *app, admin.CleanupRequest{Keep: *keep, DryRun: *dry})
+	if err != nil {
+		return err
+	}
+	if *c.json {
+		return printJSON(res)
+	}
+	verbDone := "deleted"
+	if res.DryRun {
+		verbDone = "would delete"
+	}
+	fmt.Fprintf(stdout, "%s %d bundles: %s\n", verbDone, len(res.Deleted), dash(strings.Join(res.Deleted, " ")))
+	fmt.Fprintf(stdout, "kept %d newest unused: %s\n", len(res.Kept), dash(strings.Join(res.Kept, " ")))
+	fmt.Fprintf(stdout, "in use by a channel or rollout: %s\n", dash(strings.Join(res.InUse, " ")))
+	for _, s := range res.Skipped {
+		fmt.Fprintf(stdout, "skipped %s: %s\n", s.Version, s.Reason)
+	}
+	return nil
 }

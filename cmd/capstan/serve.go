@@ -236,6 +236,8 @@ func runServe(ctx context.Context, args []string) error {
 		update.NewHandler(update.Config{Snapshot: store.Snapshot, PublicURL: *publicURL, Metrics: update.NewMetrics(reg), Logger: log, Choices: store}).Routes(r)
 	})
 	r.With(httpm.wrap("bundles")).Handle("/bundles/{app}/{file}", update.BundleHandler(store, log))
+	// Delta bundle files, shared by bundles and named by digest.
+	r.With(httpm.wrap("files")).Handle("/files/{sha}", update.FileHandler(store, log))
 	r.With(httpm.wrap("stats")).Handle("/stats", ingest.New(ingest.Config{JetStream: b.JetStream, Snapshot: store.Snapshot, MaxEvents: *statsMaxEvents, MaxBodyBytes: *statsMaxBody, Registerer: reg, Logger: log}))
 	if *adminListen == "" {
 		r.With(httpm.wrap("admin")).Mount("/api/v1", adminAPI)
@@ -392,7 +394,7 @@ func (g guardConfig) byPath(withAdmin bool) func(http.Handler) http.Handler {
 		device, download, adm := g.device.Handler(next), g.download.Handler(next), g.admin.Handler(next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch p := r.URL.Path; {
-			case strings.HasPrefix(p, "/bundles/"):
+			case strings.HasPrefix(p, "/bundles/"), strings.HasPrefix(p, "/files/"):
 				download.ServeHTTP(w, r)
 			case withAdmin && (p == "/api/v1" || strings.HasPrefix(p, "/api/v1/")):
 				adm.ServeHTTP(w, r)

@@ -33,6 +33,9 @@ type Store interface {
 	DeleteChannel(ctx context.Context, app, name string) error
 	// CreateBundle stores b and its zip (nil when b.ExternalURL is set).
 	CreateBundle(ctx context.Context, b release.Bundle, zip io.Reader) error
+	// CreateBundleFiles is CreateBundle for a delta bundle whose manifest
+	// files Capstan stores, shared by digest with other bundles.
+	CreateBundleFiles(ctx context.Context, b release.Bundle, zip io.Reader, files []release.FileSource) error
 	DeleteBundle(ctx context.Context, app, version string) error
 	PutOverride(ctx context.Context, o release.Override) error
 	DeleteOverride(ctx context.Context, app, device string) error

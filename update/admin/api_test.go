@@ -54,7 +54,7 @@ func checkedAPIClient(t testing.TB, baseURL, token string) *Client {
 }
 
 // newEnv runs the admin API on a real store over an embedded JetStream.
-func newEnv(t *testing.T, tweak func(*Config)) *env {
+func newEnv(t testing.TB, tweak func(*Config)) *env {
 	t.Helper()
 	return newEnvJS(t, func(c *Config, _ jetstream.JetStream) {
 		if tweak != nil {
@@ -64,7 +64,7 @@ func newEnv(t *testing.T, tweak func(*Config)) *env {
 }
 
 // newEnvJS is newEnv whose tweak also gets the JetStream the store uses.
-func newEnvJS(t *testing.T, tweak func(*Config, jetstream.JetStream)) *env {
+func newEnvJS(t testing.TB, tweak func(*Config, jetstream.JetStream)) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)

@@ -115,8 +115,11 @@ func (a *API) updateApp(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &req, false); err != nil {
 		return err
 	}
-	if req.Name == nil && req.WebhookURL == nil {
-		return badRequest("nothing_to_update", "give name or webhook_url")
+	if req.Name == nil && req.WebhookURL == nil && req.KeepBundles == nil {
+		return badRequest("nothing_to_update", "give name, webhook_url or keep_bundles")
+	}
+	if req.KeepBundles != nil && (*req.KeepBundles < 0 || *req.KeepBundles > maxKeep) {
+		return badRequest("invalid_keep", fmt.Sprintf("keep_bundles must be 0 (off) to %d", maxKeep))
 	}
 	if req.Name != nil && len(*req.Name) > maxAppNameLen {
 		return badRequest("invalid_name", fmt.Sprintf("app name longer than %d characters", maxAppNameLen))
@@ -147,6 +150,10 @@ func (a *API) updateApp(w http.ResponseWriter, r *http.Request) error {
 		} else {
 			changed = append(changed, "webhook set")
 		}
+	}
+	if req.KeepBundles != nil {
+		app.KeepBundles = *req.KeepBundles
+		changed = append(changed, fmt.Sprintf("keep %d unused bundles", app.KeepBundles))
 	}
 	if err := put.PutApp(r.Context(), app); err != nil {
 		if ce := storeConflict(err); ce != nil {

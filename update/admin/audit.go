@@ -132,6 +132,8 @@ type AuditQuery struct {
 type UpdateAppRequest struct {
 	Name       *string `json:"name,omitempty"`
 	WebhookURL *string `json:"webhook_url,omitempty"`
+	// KeepBundles sets the app's bundle retention (0 turns it off).
+	KeepBundles *int `json:"keep_bundles,omitempty"`
 }
 
 // auditLister is the part of the audit log GET /audit reads.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/capstan-io/capstan/audit"
 	"github.com/capstan-io/capstan/update/bundlezip"
+	"github.com/capstan-io/capstan/update/delta"
 	"github.com/capstan-io/capstan/update/release"
 )
 
@@ -85,12 +86,19 @@ type upload struct {
 	file     *os.File // nil when no file part came
 	size     int64
 	checksum string // SHA-256 hex of the file
+	// objects are the `object` parts (per-file objects of a manifest the
+	// uploader built, e.g. encrypted), spooled one after the other.
+	objects  []release.FileSource
+	objSpool *os.File
+	objBytes int64
 }
 
 func (u *upload) close() {
-	if u.file != nil {
-		u.file.Close()
-		os.Remove(u.file.Name())
+	for _, f := range []*os.File{u.file, u.objSpool} {
+		if f != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
 	}
 }
 
@@ -143,20 +151,44 @@ func (a *API) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 	if err := a.checkBundleSize(b); err != nil {
 		return err
 	}
+	files, err := objectsOf(b.Manifest, u.objects)
+	if err != nil {
+		return err
+	}
 	var zipBody io.Reader
 	if u.file != nil {
-		if err := a.checkZip(u, m); err != nil {
+		info, err := a.checkZip(u, m)
+		if err != nil {
 			return err
 		}
 		if m.SessionKey == "" {
 			b.Checksum = u.checksum
+			if len(m.Manifest) == 0 && !m.NoDelta {
+				// Devices whose plugin takes manifests download only the
+				// files they lack; older ones still get the zip.
+				d, err := delta.FromZip(u.file, u.size, info.Root, a.tempDir)
+				if err != nil {
+					return fmt.Errorf("build manifest: %w", err)
+				}
+				defer d.Close()
+				withDelta := b
+				withDelta.Manifest = d.Manifest
+				// A manifest too large for one record (thousands of files
+				// on a NATS with a small max_payload) must not refuse a
+				// zip that fits: such a bundle is served as its zip.
+				if err := a.checkBundleSize(withDelta); err != nil {
+					a.log.Warn("bundle uploaded without delta: its manifest does not fit in one record", "app", app.ID, "version", b.Version, "files", len(d.Manifest), "err", err)
+				} else {
+					b.Manifest, files = d.Manifest, d.Files
+				}
+			}
 		}
 		if _, err := u.file.Seek(0, io.SeekStart); err != nil {
 			return fmt.Errorf("rewind upload: %w", err)
 		}
 		zipBody = u.file
 	}
-	if err := a.store.CreateBundle(r.Context(), b, zipBody); err != nil {
+	if err := a.store.CreateBundleFiles(r.Context(), b, zipBody, files); err != nil {
 		if ce := storeConflict(err); ce != nil {
 			return ce
 		}
@@ -173,6 +205,7 @@ func (a *API) uploadBundle(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.log.Info("bundle uploaded", "app", app.ID, "version", b.Version, "size", b.Size, "encrypted", b.SessionKey != "", "external", b.ExternalURL != "")
 	a.record(r, audit.Entry{App: app.ID, Bundle: b.Version, Change: audit.ChangeBundleUpload, Detail: bundleDetail(b)})
+	a.retain(r, app)
 	writeJSON(w, http.StatusCreated, b)
 	return nil
 }
@@ -197,31 +230,32 @@ func bundleDetail(b release.Bundle) string {
 
 // checkZip validates a plaintext zip and its checksum; an encrypted one
 // cannot be read, so it is only checked not to be a plain zip.
-func (a *API) checkZip(u *upload, m *BundleMetadata) error {
+func (a *API) checkZip(u *upload, m *BundleMetadata) (bundlezip.Info, error) {
 	if u.size == 0 {
-		return badRequest("empty_file", "the uploaded file is empty")
+		return bundlezip.Info{}, badRequest("empty_file", "the uploaded file is empty")
 	}
 	if m.SessionKey != "" {
 		if _, err := zip.NewReader(u.file, u.size); err == nil {
-			return badRequest("not_encrypted", "session_key is set but the file is a plain zip; upload the encrypted zip from `npx @capgo/cli bundle encrypt`")
+			return bundlezip.Info{}, badRequest("not_encrypted", "session_key is set but the file is a plain zip; upload the encrypted zip from `npx @capgo/cli bundle encrypt`")
 		}
-		return nil
+		return bundlezip.Info{}, nil
 	}
-	if _, err := bundlezip.Validate(u.file, u.size, a.limits); err != nil {
+	info, err := bundlezip.Validate(u.file, u.size, a.limits)
+	if err != nil {
 		var ze *bundlezip.Error
 		if errors.As(err, &ze) {
 			status := http.StatusBadRequest
 			if ze.Code == bundlezip.CodeTooLarge || ze.Code == bundlezip.CodeTooManyFiles {
 				status = http.StatusRequestEntityTooLarge
 			}
-			return newError(status, ze.Code, ze.Error())
+			return info, newError(status, ze.Code, ze.Error())
 		}
-		return fmt.Errorf("validate zip: %w", err)
+		return info, fmt.Errorf("validate zip: %w", err)
 	}
 	if m.Checksum != "" && m.Checksum != u.checksum {
-		return badRequest("checksum_mismatch", fmt.Sprintf("checksum %s does not match the uploaded zip's SHA-256 %s", m.Checksum, u.checksum))
+		return info, badRequest("checksum_mismatch", fmt.Sprintf("checksum %s does not match the uploaded zip's SHA-256 %s", m.Checksum, u.checksum))
 	}
-	return nil
+	return info, nil
 }
 
 func (a *API) bundleExists(app, version string) error {
@@ -273,8 +307,15 @@ func (a *API) readMultipart(body io.Reader, boundary, appID string, u *upload) e
 			if err := a.spool(part, u); err != nil {
 				return err
 			}
+		case "object":
+			if len(u.objects) >= a.limits.MaxFiles {
+				return newError(http.StatusRequestEntityTooLarge, "too_many_files", fmt.Sprintf("more than %d `object` parts", a.limits.MaxFiles))
+			}
+			if err := a.spoolObject(part, u); err != nil {
+				return err
+			}
 		default:
-			return badRequest("invalid_multipart", fmt.Sprintf("unexpected part %q; expected `metadata` and `file`", name))
+			return badRequest("invalid_multipart", fmt.Sprintf("unexpected part %q; expected `metadata`, `file` and `object`", name))
 		}
 		part.Close()
 	}
@@ -307,6 +348,76 @@ func (a *API) spool(part io.Reader, u *upload) error {
 	u.size = n
 	u.checksum = hex.EncodeToString(h.Sum(nil))
 	return nil
+}
+
+// spoolObject appends one `object` part to the object spool, hashing it.
+func (a *API) spoolObject(part io.Reader, u *upload) error {
+	if u.objSpool == nil {
+		f, err := os.CreateTemp(a.tempDir, "capstan-objects-*.tmp")
+		if err != nil {
+			return fmt.Errorf("spool objects: %w", err)
+		}
+		u.objSpool = f
+	}
+	h := sha256.New()
+	lr := &limitedReader{r: part, n: a.maxUpload, err: a.tooLarge()}
+	n, err := io.Copy(io.MultiWriter(u.objSpool, h), lr)
+	if err != nil {
+		if lr.hit {
+			return lr.err
+		}
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("spool objects: %w", err)
+		}
+		return a.bodyError(err, "read object part")
+	}
+	spool, start := u.objSpool, u.objBytes
+	u.objBytes += n
+	u.objects = append(u.objects, release.FileSource{
+		SHA256: hex.EncodeToString(h.Sum(nil)), Size: n,
+		Open: func() (io.Reader, error) { return io.NewSectionReader(spool, start, n), nil },
+	})
+	return nil
+}
+
+// objectsOf matches the uploaded objects to the manifest entries naming
+// them by `object` (the SHA-256 hex of the part's bytes): every such entry
+// needs its part and every part an entry. Entries without a size get the
+// object's.
+func objectsOf(m []release.ManifestEntry, objects []release.FileSource) ([]release.FileSource, error) {
+	byHash := make(map[string]release.FileSource, len(objects))
+	for _, o := range objects {
+		byHash[o.SHA256] = o
+	}
+	used := map[string]bool{}
+	for i := range m {
+		e := &m[i]
+		if e.Object == "" {
+			continue
+		}
+		o, ok := byHash[strings.ToLower(e.Object)]
+		if !ok {
+			return nil, badRequest("missing_object", fmt.Sprintf("manifest entry %q names object %s, but no `object` part has that SHA-256", e.FileName, e.Object))
+		}
+		e.Object = o.SHA256
+		if e.Size == 0 {
+			e.Size = o.Size
+		}
+		used[o.SHA256] = true
+	}
+	var out []release.FileSource
+	seen := map[string]bool{}
+	for _, o := range objects {
+		if !used[o.SHA256] {
+			return nil, badRequest("unused_object", fmt.Sprintf("`object` part with SHA-256 %s is named by no manifest entry", o.SHA256))
+		}
+		if !seen[o.SHA256] { // a part sent twice is stored once
+			seen[o.SHA256] = true
+			out = append(out, o)
+		}
+	}
+	return out, nil
 }
 
 // bodyError classifies a failure reading the request body.

@@ -164,7 +164,30 @@ func (c *Client) UploadBundle(ctx context.Context, app string, meta BundleMetada
 	return out, err
 }
 
+// UploadBundleObjects uploads a bundle whose manifest entries name, by
+// `object` (the SHA-256 hex of the bytes), files Capstan is to store and
+// serve: each of objects is sent as an `object` part. zip may be nil.
+func (c *Client) UploadBundleObjects(ctx context.Context, app string, meta BundleMetadata, zip io.Reader, objects []io.Reader) (release.Bundle, error) {
+	var out release.Bundle
+	metaJSON, err := json.Marshal(meta)
+	if err != nil {
+		return out, err
+	}
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		pw.CloseWithError(writeUploadParts(mw, metaJSON, zip, objects))
+	}()
+	err = c.do(ctx, http.MethodPost, c.url("apps", app, "bundles"), mw.FormDataContentType(), pr, &out)
+	pr.Close()
+	return out, err
+}
+
 func writeUpload(mw *multipart.Writer, metaJSON []byte, zip io.Reader) error {
+	return writeUploadParts(mw, metaJSON, zip, nil)
+}
+
+func writeUploadParts(mw *multipart.Writer, metaJSON []byte, zip io.Reader, objects []io.Reader) error {
 	h := make(map[string][]string)
 	h["Content-Disposition"] = []string{`form-data; name="metadata"`}
 	h["Content-Type"] = []string{"application/json"}
@@ -175,15 +198,29 @@ func writeUpload(mw *multipart.Writer, metaJSON []byte, zip io.Reader) error {
 	if _, err := pw.Write(metaJSON); err != nil {
 		return err
 	}
-	fh := make(map[string][]string)
-	fh["Content-Disposition"] = []string{`form-data; name="file"; filename="bundle.zip"`}
-	fh["Content-Type"] = []string{"application/zip"}
-	fw, err := mw.CreatePart(fh)
-	if err != nil {
-		return err
+	if zip != nil {
+		fh := make(map[string][]string)
+		fh["Content-Disposition"] = []string{`form-data; name="file"; filename="bundle.zip"`}
+		fh["Content-Type"] = []string{"application/zip"}
+		fw, err := mw.CreatePart(fh)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(fw, zip); err != nil {
+			return err
+		}
 	}
-	if _, err := io.Copy(fw, zip); err != nil {
-		return err
+	for _, o := range objects {
+		oh := make(map[string][]string)
+		oh["Content-Disposition"] = []string{`form-data; name="object"; filename="object"`}
+		oh["Content-Type"] = []string{"application/octet-stream"}
+		ow, err := mw.CreatePart(oh)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(ow, o); err != nil {
+			return err
+		}
 	}
 	return mw.Close()
 }
@@ -205,6 +242,13 @@ func (c *Client) GetBundle(ctx context.Context, app, version string) (release.Bu
 // DeleteBundle removes a bundle no channel points at.
 func (c *Client) DeleteBundle(ctx context.Context, app, version string) error {
 	return c.doJSON(ctx, http.MethodDelete, c.url("apps", app, "bundles", version), nil, nil)
+}
+
+// CleanupBundles deletes an app's unused bundles past the keep newest.
+func (c *Client) CleanupBundles(ctx context.Context, app string, req CleanupRequest) (CleanupResult, error) {
+	var out CleanupResult
+	err := c.doJSON(ctx, http.MethodPost, c.url("apps", app, "bundles", "cleanup"), req, &out)
+	return out, err
 }
 
 // SetChannel creates or updates a channel with the fields set in p.

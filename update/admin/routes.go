@@ -49,6 +49,9 @@ var routeTable = []route{
 	{"POST", "/apps/{app}/bundles", RolePublisher, false, "upload bundles", (*API).uploadBundle},
 	{"GET", "/apps/{app}/bundles/{version}", RoleViewer, false, "read bundles", (*API).getBundle},
 	{"DELETE", "/apps/{app}/bundles/{version}", RolePublisher, false, "delete bundles", (*API).deleteBundle},
+	// Bundle retention: deletes unused bundles past the newest N, never
+	// one a channel or rollout uses.
+	{"POST", "/apps/{app}/bundles/cleanup", RolePublisher, false, "clean up bundles", (*API).cleanupBundles},
 
 	{"GET", "/apps/{app}/channels", RoleViewer, false, "list channels", (*API).listChannels},
 	{"GET", "/apps/{app}/channels/{name}", RoleViewer, false, "read channels", (*API).getChannel},

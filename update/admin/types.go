@@ -41,6 +41,9 @@ type BundleMetadata struct {
 	Data             map[string]string       `json:"data,omitempty"`
 	// ExternalURL serves the zip from elsewhere (CDN, S3); no file is sent.
 	ExternalURL string `json:"external_url,omitempty"`
+	// NoDelta stores a plain zip without the per-file manifest Capstan
+	// otherwise builds from it: every device downloads the whole zip.
+	NoDelta bool `json:"no_delta,omitempty"`
 }
 
 // ChannelPatch is the body of PUT /apps/{app}/channels/{name}: only the

@@ -188,13 +188,20 @@ func checkManifest(entries []release.ManifestEntry) error {
 			return bad("two entries land on the same file once a trailing .br is stripped; the plugin refuses the whole manifest")
 		case e.FileHash == "":
 			return bad("file_hash is required")
-		case e.DownloadURL == "":
-			return bad("download_url is required")
+		case e.DownloadURL == "" && e.Object == "":
+			return bad("download_url is required (or object, naming an uploaded `object` part)")
+		case e.DownloadURL != "" && e.Object != "":
+			return bad("give download_url or object, not both")
 		case e.Size < 0:
 			return bad("size must not be negative")
 		}
-		if err := validHTTPURL("download_url", e.DownloadURL); err != nil {
-			return bad("download_url must be an absolute http(s) URL")
+		if e.Object != "" && !validHexDigest(e.Object) {
+			return bad("object must be the SHA-256 hex of an uploaded `object` part")
+		}
+		if e.DownloadURL != "" {
+			if err := validHTTPURL("download_url", e.DownloadURL); err != nil {
+				return bad("download_url must be an absolute http(s) URL")
+			}
 		}
 		seen[strings.TrimSuffix(e.FileName, ".br")] = true
 	}
@@ -317,4 +324,17 @@ func sortBundles(bs []*release.Bundle) {
 		}
 		return strings.Compare(b.Version, a.Version)
 	})
+}
+
+func validHexDigest(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
+			return false
+		}
+	}
+	return true
 }

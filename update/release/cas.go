@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -316,7 +317,20 @@ func (s *Store) PutOverride(ctx context.Context, o Override) error {
 // meanwhile; no object is left behind then. The metadata is written on
 // condition that the version key and the app key are as read.
 func (s *Store) CreateBundle(ctx context.Context, b Bundle, zip io.Reader) error {
+	return s.CreateBundleFiles(ctx, b, zip, nil)
+}
+
+// CreateBundleFiles is CreateBundle for a delta bundle whose files Capstan
+// stores: every manifest entry with an Object names one of files, which
+// are stored once each (shared with other bundles by digest) and claimed
+// before the metadata is written (files.go). Files left unused by a failed
+// upload go in a later sweep.
+func (s *Store) CreateBundleFiles(ctx context.Context, b Bundle, zip io.Reader, files []FileSource) error {
+	start := time.Now()
 	if err := validBundle(b, zip != nil); err != nil {
+		return fmt.Errorf("create bundle: %w", err)
+	}
+	if err := validFiles(b.Manifest, files); err != nil {
 		return fmt.Errorf("create bundle: %w", err)
 	}
 	key := bundleKey(b.AppID, b.Version)
@@ -364,17 +378,25 @@ func (s *Store) CreateBundle(ctx context.Context, b Bundle, zip io.Reader) error
 	if err != nil {
 		return fmt.Errorf("create bundle %q: %w", b.Version, err)
 	}
-	err = s.guarded(ctx, func() (uint64, error) {
-		be, err := check()
-		if err != nil {
-			return 0, err
-		}
-		g, err := s.readGuard(ctx, b.AppID, 0)
-		if err != nil {
-			return 0, err
-		}
-		return s.commit(ctx, []*nats.Msg{expect(s.putMsg(key, data), be.seq), g.bump(s, b.AppID)})
-	})
+	if err == nil {
+		err = s.claimFiles(ctx, files)
+	}
+	if err == nil && time.Since(start) > time.Duration(fileGrace.Load())/2 {
+		err = fmt.Errorf("upload took longer than %v; its files may have been swept: upload again", time.Duration(fileGrace.Load())/2)
+	}
+	if err == nil {
+		err = s.guarded(ctx, func() (uint64, error) {
+			be, err := check()
+			if err != nil {
+				return 0, err
+			}
+			g, err := s.readGuard(ctx, b.AppID, 0)
+			if err != nil {
+				return 0, err
+			}
+			return s.commit(ctx, []*nats.Msg{expect(s.putMsg(key, data), be.seq), g.bump(s, b.AppID)})
+		})
+	}
 	if err != nil {
 		if b.Object != "" {
 			s.deleteObject(context.WithoutCancel(ctx), b)
@@ -427,5 +449,49 @@ func (s *Store) DeleteBundle(ctx context.Context, app, version string) error {
 	}
 	s.deleteObject(ctx, b)
 	s.bundleDropCached(b.ObjectSHA256)
+	if objs := manifestObjects(b.Manifest); len(objs) > 0 {
+		// Files still in their grace period go in a later sweep.
+		if _, err := s.SweepFiles(ctx, objs); err != nil {
+			s.log.Warn("delete bundle: sweep its files", "app", app, "version", version, "err", err)
+		}
+	}
+	return nil
+}
+
+func manifestObjects(m []ManifestEntry) []string {
+	var out []string
+	for _, e := range m {
+		if e.Object != "" {
+			out = append(out, e.Object)
+		}
+	}
+	return out
+}
+
+// validFiles checks that the files stored with a bundle are exactly those
+// its manifest entries name by Object.
+func validFiles(m []ManifestEntry, files []FileSource) error {
+	have := make(map[string]bool, len(files))
+	for _, f := range files {
+		if !validHashHex(f.SHA256) || f.Size < 0 || f.Open == nil {
+			return fmt.Errorf("%w: file %q needs a SHA-256 hex, a size and its bytes", ErrInvalid, f.SHA256)
+		}
+		have[f.SHA256] = true
+	}
+	named := make(map[string]bool, len(m))
+	for _, e := range m {
+		if e.Object == "" {
+			continue
+		}
+		if !have[e.Object] {
+			return fmt.Errorf("%w: manifest entry %q names object %q, which the upload does not carry", ErrInvalid, e.FileName, e.Object)
+		}
+		named[e.Object] = true
+	}
+	for sha := range have {
+		if !named[sha] {
+			return fmt.Errorf("%w: file %s is in no manifest entry", ErrInvalid, sha)
+		}
+	}
 	return nil
 }

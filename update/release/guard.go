@@ -590,6 +590,12 @@ func (s *Store) removeOrphanObjects(ctx context.Context) {
 		}
 		s.log.Info("release repair: deleted orphaned zip", "object", o.Name)
 	}
+	s.removeOrphanFiles(ctx, list)
+	if n, err := s.SweepFiles(ctx, nil); err != nil && ctx.Err() == nil {
+		s.log.Warn("release repair: sweep delta files", "err", err)
+	} else if n > 0 {
+		s.log.Info("release repair: deleted unused delta files", "files", n)
+	}
 }
 
 // objectInBucket reports whether the bundle an object is named after

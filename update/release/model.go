@@ -38,6 +38,11 @@
 //   - A starting front also deletes zips older than orphanAge that no
 //     bundle refers to (an upload that crashed before its metadata, a
 //     bundle delete that crashed before its zip).
+//   - Delta bundle files are shared by bundles and live outside the
+//     batches: an upload claims each in the files bucket before its
+//     metadata batch, and sweeps take only files no bundle of a current
+//     snapshot uses, past a grace period, conditional on the revision
+//     they read (files.go).
 //   - A new channel's id comes from the app's counter key, written in the
 //     channel's batch. Device channel choices (PutChoice) are the
 //     device's own and unchecked; an app delete sweeps them too.
@@ -57,6 +62,9 @@ type App struct {
 	// WebhookURL, when set, receives a JSON POST for every automatic
 	// release change of the app (the rollout guard's).
 	WebhookURL string `json:"webhook_url,omitempty"`
+	// KeepBundles, when above 0, is the app's retention: after each
+	// upload, unused bundles past the KeepBundles newest are deleted.
+	KeepBundles int `json:"keep_bundles,omitempty"`
 }
 
 // ManifestEntry is one file of a delta (per-file) bundle.
@@ -67,6 +75,11 @@ type ManifestEntry struct {
 	// Size is the file's download size in bytes when the uploader gave
 	// it (0: unknown); devices ask for it at /updates/manifest_size.
 	Size int64 `json:"size,omitempty"`
+	// Object is the SHA-256 hex of the bytes Capstan stores and serves for
+	// this file (brotli-compressed when FileName ends in .br); "" when the
+	// file lives at DownloadURL. Such entries get their download_url from
+	// the front's public URL: <public_url>/files/<object>.
+	Object string `json:"object,omitempty"`
 }
 
 // Bundle is the metadata of one uploaded web bundle version.

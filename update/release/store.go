@@ -37,8 +37,11 @@ const (
 type Options struct {
 	// Bucket is the key-value bucket holding the release state.
 	Bucket string
-	// ObjectBucket is the object store bucket holding bundle zips.
+	// ObjectBucket is the object store bucket holding bundle zips and
+	// delta files.
 	ObjectBucket string
+	// FileBucket is the key-value bucket recording delta files.
+	FileBucket string
 	// Replicas of both buckets (1 for a single server).
 	Replicas int
 	// CacheDir holds downloaded bundle zips by SHA-256
@@ -65,6 +68,11 @@ type Store struct {
 	js  jetstream.JetStream
 	kv  jetstream.KeyValue
 	obs jetstream.ObjectStore
+	// files records the delta files in obs (files.go).
+	files       jetstream.KeyValue
+	filesStream jetstream.Stream
+	// fileCutoff, set by tests, replaces now-fileGrace in sweeps.
+	fileCutoff func() time.Time
 	// stream is the bucket's stream, read for revisions of deleted keys.
 	stream jetstream.Stream
 	bg     sync.WaitGroup // repair after the first load
@@ -117,6 +125,9 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if opts.ObjectBucket == "" {
 		opts.ObjectBucket = DefaultObjectBucket
 	}
+	if opts.FileBucket == "" {
+		opts.FileBucket = DefaultFileBucket
+	}
 	if opts.Replicas <= 0 {
 		opts.Replicas = 1
 	}
@@ -166,12 +177,23 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("bundle object store %q: %w", opts.ObjectBucket, err)
 	}
+	var files jetstream.KeyValue
+	var filesStream jetstream.Stream
+	err = bus.Retry(ctx, log, "file bucket "+opts.FileBucket, func(ctx context.Context) error {
+		var err error
+		files, filesStream, err = openFileBucket(ctx, js, opts)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("file bucket %q: %w", opts.FileBucket, err)
+	}
 	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
 		return nil, fmt.Errorf("bundle cache dir: %w", err)
 	}
 	bundleCleanTemp(opts.CacheDir, log)
 	s := &Store{
 		js: js, kv: kv, stream: stream, obs: obs, opts: opts, log: log,
+		files: files, filesStream: filesStream,
 		subjPrefix: "$KV." + opts.Bucket + ".",
 		ready:      make(chan struct{}),
 		changed:    make(chan struct{}),
