@@ -39,7 +39,7 @@ type env struct {
 }
 
 // newEnvOn is the env of the API served by srv over st.
-func newEnvOn(t *testing.T, srv *httptest.Server, st *release.Store, ctx context.Context) *env {
+func newEnvOn(t testing.TB, srv *httptest.Server, st *release.Store, ctx context.Context) *env {
 	t.Helper()
 	c := checkedAPIClient(t, srv.URL, testToken)
 	return &env{srv: srv, store: st, client: c, ctx: ctx, hc: c.HTTP}
