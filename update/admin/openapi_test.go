@@ -58,13 +58,21 @@ func openAPI(t testing.TB) (*v3.Document, validator.Validator) {
 
 // multipartJSONDecoder decodes a multipart body for validation: parts
 // whose encoding is application/json (metadata) as JSON, others as
-// strings. A part name given twice becomes an array, which no object
-// schema accepts.
+// strings. The parts of an array property (object) are gathered into
+// it, as OpenAPI repeats parts; any other part name given twice becomes
+// an array, which no object schema accepts.
 func multipartJSONDecoder() content.Decoder {
 	return content.DecoderFunc(func(in *content.DecodeInput) (any, error) {
 		boundary := in.Parameters["boundary"]
 		if boundary == "" {
 			return nil, errors.New("multipart body without a boundary")
+		}
+		repeated := func(name string) bool {
+			if in.Schema == nil || in.Schema.Properties == nil {
+				return false
+			}
+			p := in.Schema.Properties.GetOrZero(name)
+			return p != nil && p.Schema() != nil && slices.Contains(p.Schema().Type, "array")
 		}
 		out := map[string]any{}
 		mr := multipart.NewReader(in.Body, boundary)
@@ -89,7 +97,10 @@ func multipartJSONDecoder() content.Decoder {
 					}
 				}
 			}
-			if prev, ok := out[name]; ok {
+			if repeated(name) {
+				prev, _ := out[name].([]any)
+				v = append(prev, v)
+			} else if prev, ok := out[name]; ok {
 				v = []any{prev, v}
 			}
 			out[name] = v
