@@ -279,7 +279,7 @@ func bundleCleanup(ctx context.Context, c *common, args []string) error {
 	if *keep < 0 {
 		return errors.New("--keep N is required (0 deletes every unused bundle)")
 	}
-	res, err := cl.CleanupBundles(ctx, *app, admin.CleanupRequest{Keep: *keep, DryRun: *dry})
+	res, err := cl.CleanupBundles(ctx, *app, admin.CleanupRequest{Keep: keep, DryRun: *dry})
 	if err != nil {
 		return err
 	}

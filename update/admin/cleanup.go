@@ -17,8 +17,9 @@ const maxKeep = 100000
 
 // CleanupRequest is the body of POST /apps/{app}/bundles/cleanup.
 type CleanupRequest struct {
-	// Keep is how many of the newest unused bundles stay (0: none).
-	Keep int `json:"keep"`
+	// Keep is how many of the newest unused bundles stay (0: none). It is
+	// required, so an empty body cannot mean "delete every unused bundle".
+	Keep *int `json:"keep"`
 	// DryRun lists what would go without deleting it.
 	DryRun bool `json:"dry_run,omitempty"`
 }
@@ -85,14 +86,17 @@ func (a *API) cleanupBundles(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &req, false); err != nil {
 		return err
 	}
-	if req.Keep < 0 || req.Keep > maxKeep {
+	if req.Keep == nil {
+		return badRequest("keep_required", "say how many of the newest unused bundles to keep: {\"keep\": N}")
+	}
+	if *req.Keep < 0 || *req.Keep > maxKeep {
 		return badRequest("invalid_keep", fmt.Sprintf("keep must be 0 to %d", maxKeep))
 	}
 	_, app, err := a.appOf(r)
 	if err != nil {
 		return err
 	}
-	res, err := a.cleanup(r, app.ID, req.Keep, req.DryRun)
+	res, err := a.cleanup(r, app.ID, *req.Keep, req.DryRun)
 	if err != nil {
 		return err
 	}
