@@ -1,0 +1,99 @@
+package chtest
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/capstan-io/capstan/schema/chserver"
+	"github.com/capstan-io/capstan/schema/zkserver"
+)
+
+// Cluster is a replicated ClickHouse cluster on loopback: a ZooKeeper and
+// Shards×Replicas servers, indexed Nodes[shard][replica].
+type Cluster struct {
+	Name      string
+	ZooKeeper *zkserver.Server
+	Nodes     [][]*Server
+}
+
+// StartCluster starts ZooKeeper and a cluster named name of shards ×
+// replicas servers for this test only; all are stopped (by pid) and their
+// directories removed when the test ends. Skipped with -short, and when
+// ClickHouse or ZooKeeper is missing outside CI (CI=true fails instead).
+func StartCluster(tb testing.TB, name string, shards, replicas int) *Cluster {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("needs ZooKeeper and ClickHouse servers; skipped with -short")
+	}
+	missing := func(err error) {
+		if os.Getenv("CI") == "true" {
+			tb.Fatal(err)
+		}
+		tb.Skip(err)
+	}
+	if _, _, err := zkserver.FindJar(); err != nil {
+		missing(err)
+	}
+	if _, err := chserver.FindServerBinary(); err != nil {
+		missing(err)
+	}
+	dir := tb.TempDir()
+	zk, err := zkserver.New(filepath.Join(dir, "zookeeper"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := zk.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = zk.Stop() })
+	nodes, err := chserver.NewCluster(filepath.Join(dir, "clickhouse"), chserver.ClusterSpec{
+		Name: name, Shards: shards, Replicas: replicas, ZooKeeper: []string{zk.Addr()}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := &Cluster{Name: name, ZooKeeper: zk}
+	var wg sync.WaitGroup
+	errs := make(chan error, shards*replicas)
+	for _, shard := range nodes {
+		var row []*Server
+		for _, n := range shard {
+			s := &Server{n}
+			row = append(row, s)
+			tb.Cleanup(func() {
+				if tb.Failed() {
+					tb.Logf("clickhouse %s (pid %d, shard %d): %s", s.Addr(), s.Pid(), len(c.Nodes)+1, s.LogTail())
+				}
+				_ = s.Kill()
+			})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- s.Start()
+			}()
+		}
+		c.Nodes = append(c.Nodes, row)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return c
+}
+
+// DSN is a clickhouse:// URL naming every node (the driver fails over in
+// order) for database db.
+func (c *Cluster) DSN(db string) string {
+	var addrs []string
+	for _, shard := range c.Nodes {
+		for _, n := range shard {
+			addrs = append(addrs, n.Addr())
+		}
+	}
+	return "clickhouse://default@" + strings.Join(addrs, ",") + "/" + db
+}
