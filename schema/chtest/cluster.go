@@ -57,14 +57,14 @@ func StartCluster(tb testing.TB, name string, shards, replicas int) *Cluster {
 	c := &Cluster{Name: name, ZooKeeper: zk}
 	var wg sync.WaitGroup
 	errs := make(chan error, shards*replicas)
-	for _, shard := range nodes {
+	for sh, shard := range nodes {
 		var row []*Server
 		for _, n := range shard {
 			s := &Server{n}
 			row = append(row, s)
 			tb.Cleanup(func() {
 				if tb.Failed() {
-					tb.Logf("clickhouse %s (pid %d, shard %d): %s", s.Addr(), s.Pid(), len(c.Nodes)+1, s.LogTail())
+					tb.Logf("clickhouse %s (pid %d, shard %d): %s", s.Addr(), s.Pid(), sh+1, s.LogTail())
 				}
 				_ = s.Kill()
 			})
