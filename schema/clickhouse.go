@@ -163,7 +163,9 @@ func OpenClickHouse(ctx context.Context, dsn string) (driver.Conn, error) {
 // must be in the server's remote_servers, and inserts into Distributed
 // tables are synchronous (insert_distributed_sync=1): an insert returns
 // once every row is on a replica of its shard, not in the receiving
-// host's queue, so acknowledging it to JetStream cannot lose it.
+// host's queue, so acknowledging it to JetStream cannot lose it. Block
+// deduplication is off (insert_deduplicate=0): a block deduplicated in
+// capstan_events_local would not reach the views (see the consumer).
 func OpenClickHouseCluster(ctx context.Context, dsn, cluster string) (driver.Conn, error) {
 	conn, err := openClickHouse(ctx, dsn, cluster)
 	if err != nil || cluster == "" {
@@ -190,8 +192,11 @@ func openClickHouse(ctx context.Context, dsn, cluster string) (driver.Conn, erro
 		if opts.Settings == nil {
 			opts.Settings = clickhouse.Settings{}
 		}
-		// An int: 18.16's settings encoding takes no strings for numbers.
+		// Ints: 18.16's settings encoding takes no strings for numbers.
 		opts.Settings["insert_distributed_sync"] = 1
+		// A retried batch must reach the materialized views even where
+		// its block already reached the replicated events table.
+		opts.Settings["insert_deduplicate"] = 0
 	}
 	u, _ := url.Parse(dsn)
 	if u == nil || !u.Query().Has("dial_timeout") {
