@@ -154,7 +154,15 @@ func renderCell(v any) string {
 // query and context.
 func runDashboardSQL(t *testing.T, ctx context.Context, c sqlConn, db string, base time.Time, useDB func(string) sqlConn) map[string]result {
 	t.Helper()
-	if err := schema.Migrate(ctx, c, schema.MigrateOptions{Database: db}); err != nil {
+	return runDashboardSQLOn(t, ctx, c, schema.MigrateOptions{Database: db}, base, useDB)
+}
+
+// runDashboardSQLOn is runDashboardSQL with the migration's options (a
+// cluster's, for one).
+func runDashboardSQLOn(t *testing.T, ctx context.Context, c sqlConn, opts schema.MigrateOptions, base time.Time, useDB func(string) sqlConn) map[string]result {
+	t.Helper()
+	db := opts.Database
+	if err := schema.Migrate(ctx, c, opts); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	if err := c.Exec(ctx, sampleEvents(db, base)); err != nil {
