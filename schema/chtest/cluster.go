@@ -1,11 +1,14 @@
 package chtest
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/capstan-io/capstan/schema/chserver"
 	"github.com/capstan-io/capstan/schema/zkserver"
@@ -83,7 +86,41 @@ func StartCluster(tb testing.TB, name string, shards, replicas int) *Cluster {
 			tb.Fatal(err)
 		}
 	}
+	for _, shard := range c.Nodes {
+		for _, n := range shard {
+			if err := waitZooKeeper(n); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	// 18.16's distributed-DDL worker takes the server's ZooKeeper session
+	// in its own thread; an ON CLUSTER query before it has can crash the
+	// server (NULL session in ZooKeeper::create). Give the thread a moment.
+	time.Sleep(300 * time.Millisecond)
 	return c
+}
+
+// waitZooKeeper waits (bounded) until n reads ZooKeeper.
+func waitZooKeeper(n *Server) error {
+	conn, err := n.Open("")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var c uint64
+		err := conn.QueryRow(ctx, "SELECT count() FROM system.zookeeper WHERE path = '/'").Scan(&c)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("clickhouse %s never reached ZooKeeper: %w", n.Addr(), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // DSN is a clickhouse:// URL naming every node (the driver fails over in

@@ -2,6 +2,7 @@ package chtest_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -61,6 +62,50 @@ func TestMigrateCluster(t *testing.T) {
 			if _, ok := got["capstan_schema_lock"]; ok {
 				t.Errorf("%s: migration lock left behind", n.Addr())
 			}
+		}
+	}
+
+	// Retention on 18.16: partitions older than 30 days go on every
+	// replica of every shard, and expired devices rows too.
+	cc, err := schema.OpenClickHouseCluster(ctx, c.DSN("capstan"), "capstan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	now := time.Now()
+	if err := cc.Exec(ctx, fmt.Sprintf(`INSERT INTO capstan.capstan_events (event_id, received_at, client_time, app_id, device_id, platform, action, version_name)
+SELECT lower(hex(MD5(toString(number)))), toDateTime(%[1]d - if(number %% 2 = 0, 40 * 86400, 0)), toDateTime(%[1]d), 'com.example.ret',
+  concat('device-', toString(number)), 'ios', 'set', '1.0.0' FROM numbers(200)`, now.Unix())); err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := schema.DropExpiredPartitionsOn(ctx, cc, "capstan", "capstan", 30, now)
+	if err != nil || dropped == 0 {
+		t.Fatalf("dropped %d partitions: %v", dropped, err)
+	}
+	waitCount := func(what, q string, want uint64) {
+		t.Helper()
+		var n uint64
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if err := cc.QueryRow(ctx, q).Scan(&n); err == nil && n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d, want %d", what, n, want)
+			}
+		}
+	}
+	waitCount("events after retention", "SELECT count() FROM capstan.capstan_events", 100)
+	waitCount("rollup after retention", "SELECT uniqExactMerge(events) FROM capstan.capstan_rollup_minute", 100)
+	waitCount("devices after retention", "SELECT count() FROM capstan.capstan_devices", 100)
+	for _, shard := range c.Nodes {
+		var n [2]uint64
+		for r, node := range shard {
+			if err := node.Conn(t, "capstan").QueryRow(ctx, "SELECT count() FROM capstan_events_local WHERE received_at < now() - INTERVAL 30 DAY").Scan(&n[r]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n != [2]uint64{} {
+			t.Errorf("expired rows left on replicas: %v", n)
 		}
 	}
 }
