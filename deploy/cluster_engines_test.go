@@ -29,7 +29,10 @@ func TestDashboardSQLOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	onCluster := runDashboardSQLOn(t, ctx, conn, schema.MigrateOptions{Database: db, Cluster: "capstan"}, base, func(string) sqlConn { return conn })
+	// A synchronous insert returns once a replica of each shard has the
+	// rows; the other replicas may answer the next query before they do.
+	onCluster := runDashboardSQLOn(t, ctx, conn, schema.MigrateOptions{Database: db, Cluster: "capstan"}, base,
+		func(string) sqlConn { return conn }, func() { cl.WaitReplicated(t, db) })
 
 	// The sample spread over both shards, and each replica holds its shard.
 	var shards []uint64

@@ -52,6 +52,7 @@ func TestCountsOnCluster(t *testing.T) {
 	if err := cc.Exec(ctx, guardSample("capstan", now)); err != nil {
 		t.Fatal(err)
 	}
+	cl.WaitReplicated(t, "capstan") // whichever replica answers has every row
 	onCluster, err := countChannel(ctx, cc, "capstan", "com.example.guard", "production", "1.1.0", "1.0.0", since, step)
 	if err != nil {
 		t.Fatal(err)

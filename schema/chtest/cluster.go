@@ -134,3 +134,36 @@ func (c *Cluster) DSN(db string) string {
 	}
 	return "clickhouse://default@" + strings.Join(addrs, ",") + "/" + db
 }
+
+// WaitReplicated waits (bounded) until every replica of every shard has
+// read its tables' whole replication log and emptied its queue, so a
+// Distributed query reads the same rows whichever replica answers.
+func (c *Cluster) WaitReplicated(tb testing.TB, db string) {
+	tb.Helper()
+	// log_pointer is the next log entry to read (0 with 0 also for an empty log).
+	const behind = "SELECT count() FROM system.replicas WHERE database = ? AND (queue_size > 0 OR (log_pointer <= log_max_index AND log_pointer + log_max_index > 0))"
+	deadline := time.Now().Add(60 * time.Second)
+	for _, shard := range c.Nodes {
+		for _, n := range shard {
+			conn, err := n.Open("")
+			if err != nil {
+				tb.Fatal(err)
+			}
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				var lagging uint64
+				err := conn.QueryRow(ctx, behind, db).Scan(&lagging)
+				cancel()
+				if err == nil && lagging == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					conn.Close()
+					tb.Fatalf("clickhouse %s: %d tables of %s still replicating after 60s (%v)", n.Addr(), lagging, db, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			conn.Close()
+		}
+	}
+}
