@@ -75,6 +75,9 @@ type Config struct {
 	// (schema.DropExpiredPartitions) at start and every MaintenanceEvery:
 	// legacy servers (18.16) have no TTL. Harmless on modern servers.
 	RetentionDays int
+	// Cluster is the ClickHouse cluster the tables live on ("" = one
+	// server; see ClickHouseClusterConnector), for retention's DDL.
+	Cluster string
 	// Maintenance, when set, also runs at start and every
 	// MaintenanceEvery (default 1h). Errors are logged, never fatal.
 	Maintenance      func(ctx context.Context) error
@@ -718,7 +721,7 @@ func (c *Consumer) maintain(ctx context.Context) {
 	defer t.Stop()
 	for {
 		if c.cfg.RetentionDays > 0 {
-			n, err := schema.DropExpiredPartitions(ctx, c.ch, "", c.cfg.RetentionDays, time.Now())
+			n, err := schema.DropExpiredPartitionsOn(ctx, c.ch, "", c.cfg.Cluster, c.cfg.RetentionDays, time.Now())
 			switch {
 			case err != nil && ctx.Err() == nil:
 				c.log.Warn("dropping expired partitions failed", "err", err)

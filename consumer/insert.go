@@ -20,9 +20,16 @@ const existsChunk = 2000
 // retried until ctx ends (then err is set and nothing may be acked);
 // rows ClickHouse refuses are isolated by bisection and returned with
 // the reason in detail, the rest inserted.
+//
+// On a cluster (Config.Cluster) nothing is skipped: an attempt cut short
+// may have stored a shard's rows in capstan_events_local but not yet in
+// the views' tables, and skipping those rows would keep them out of the
+// rollups for good. The whole batch goes again (insert_deduplicate=0,
+// see schema.OpenClickHouseCluster): the rollups hold sets of event ids,
+// and every query counts a raw row stored twice once.
 func (c *Consumer) insert(ctx context.Context, rows []*item, check bool) (rejected []*item, err error) {
 	for attempt := 0; len(rows) > 0; {
-		if check {
+		if check && c.cfg.Cluster == "" {
 			stored, err := c.storedIDs(ctx, rows)
 			if err != nil {
 				c.m.insertErrors.Inc()

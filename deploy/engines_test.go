@@ -154,11 +154,23 @@ func renderCell(v any) string {
 // query and context.
 func runDashboardSQL(t *testing.T, ctx context.Context, c sqlConn, db string, base time.Time, useDB func(string) sqlConn) map[string]result {
 	t.Helper()
-	if err := schema.Migrate(ctx, c, schema.MigrateOptions{Database: db}); err != nil {
+	return runDashboardSQLOn(t, ctx, c, schema.MigrateOptions{Database: db}, base, useDB, nil)
+}
+
+// runDashboardSQLOn is runDashboardSQL with the migration's options (a
+// cluster's, for one), calling settled (when not nil) between the insert
+// and the queries.
+func runDashboardSQLOn(t *testing.T, ctx context.Context, c sqlConn, opts schema.MigrateOptions, base time.Time, useDB func(string) sqlConn, settled func()) map[string]result {
+	t.Helper()
+	db := opts.Database
+	if err := schema.Migrate(ctx, c, opts); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	if err := c.Exec(ctx, sampleEvents(db, base)); err != nil {
 		t.Fatalf("insert sample events: %v", err)
+	}
+	if settled != nil {
+		settled()
 	}
 	conn := useDB(db)
 	out := map[string]result{}

@@ -154,9 +154,49 @@ func DetectFlavor(ctx context.Context, q Querier) (Flavor, error) {
 // so that the first consumer can migrate it. Timeouts not given in the URL
 // (dial_timeout, read_timeout) default to 10s and 5m.
 func OpenClickHouse(ctx context.Context, dsn string) (driver.Conn, error) {
+	return OpenClickHouseCluster(ctx, dsn, "")
+}
+
+// OpenClickHouseCluster is OpenClickHouse for the servers of the named
+// cluster ("" = one server): the URL may list several of its hosts
+// (host1:9000,host2:9000; the driver tries them in order), the cluster
+// must be in the server's remote_servers, and inserts into Distributed
+// tables are synchronous (insert_distributed_sync=1): an insert returns
+// once every row is on a replica of its shard, not in the receiving
+// host's queue, so acknowledging it to JetStream cannot lose it. Block
+// deduplication is off (insert_deduplicate=0): a block deduplicated in
+// capstan_events_local would not reach the views (see the consumer).
+func OpenClickHouseCluster(ctx context.Context, dsn, cluster string) (driver.Conn, error) {
+	conn, err := openClickHouse(ctx, dsn, cluster)
+	if err != nil || cluster == "" {
+		return conn, err
+	}
+	var n uint64
+	if err := queryRow(ctx, conn, "SELECT count() FROM system.clusters WHERE cluster = "+Quote(cluster), &n); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("read clickhouse clusters: %w", err)
+	}
+	if n == 0 {
+		conn.Close()
+		return nil, fmt.Errorf("clickhouse cluster %q is not in the server's remote_servers", cluster)
+	}
+	return conn, nil
+}
+
+func openClickHouse(ctx context.Context, dsn, cluster string) (driver.Conn, error) {
 	opts, err := clickhouse.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse url: %w", err)
+	}
+	if cluster != "" {
+		if opts.Settings == nil {
+			opts.Settings = clickhouse.Settings{}
+		}
+		// Ints: 18.16's settings encoding takes no strings for numbers.
+		opts.Settings["insert_distributed_sync"] = 1
+		// A retried batch must reach the materialized views even where
+		// its block already reached the replicated events table.
+		opts.Settings["insert_deduplicate"] = 0
 	}
 	u, _ := url.Parse(dsn)
 	if u == nil || !u.Query().Has("dial_timeout") {
@@ -233,7 +273,11 @@ type MigrateOptions struct {
 	// LockStaleAfter breaks a migration lock left by a process that died
 	// (default 2 minutes).
 	LockStaleAfter time.Duration
-	Logger         *slog.Logger
+	// Cluster is the ClickHouse cluster (remote_servers name) to migrate
+	// with ON CLUSTER DDL and replicated tables (see ClusterMigrations);
+	// "" = one server.
+	Cluster string
+	Logger  *slog.Logger
 }
 
 // eventColumnsModern is the modern insert column list.

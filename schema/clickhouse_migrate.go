@@ -43,6 +43,62 @@ type renderData struct {
 	// already exists" as done, so the step stays safe to repeat.
 	AddColumn string
 	days      int
+
+	// Cluster mode (see ClusterMigrations): "" on one server.
+	Cluster bool
+	// Local is the suffix of the tables that hold rows ("_local" on a
+	// cluster, where the plain names are Distributed tables over them).
+	Local string
+	// On is " ON CLUSTER `name`", or "".
+	On string
+	// EventsShardingKey keeps a device's events (and its devices row)
+	// on one shard, so FINAL and GROUP BY event_id stay per shard.
+	EventsShardingKey string
+	cluster, db       string
+}
+
+// Engine renders a MergeTree-family engine: as given on one server, or
+// its Replicated form keyed by the {shard} and {replica} macros.
+func (d renderData) Engine(engine, table string, args ...string) string {
+	if !d.Cluster {
+		if len(args) == 0 {
+			return engine
+		}
+		return engine + "(" + strings.Join(args, ", ") + ")"
+	}
+	all := append([]string{Quote(replicaPath(d.db, table)), "'{replica}'"}, args...)
+	return "Replicated" + engine + "(" + strings.Join(all, ", ") + ")"
+}
+
+// Distributed renders the statement creating table as a Distributed
+// table over table+Local on every shard (cluster mode), or nothing.
+func (d renderData) Distributed(table, shardingKey string) string {
+	if !d.Cluster {
+		return ""
+	}
+	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %[1]s.%[2]s%[3]s AS %[1]s.%[2]s%[4]s\nENGINE = Distributed(%[5]s, %[6]s, %[7]s, %[8]s);",
+		d.DB, table, d.On, d.Local, Quote(d.cluster), Quote(d.db), Quote(table+d.Local), shardingKey)
+}
+
+// replicaPath is table's ZooKeeper/Keeper path, one per shard.
+func replicaPath(db, table string) string {
+	return "/clickhouse/tables/{shard}/" + db + "/" + table
+}
+
+// LocalSuffix names the row-holding tables under a cluster's Distributed
+// tables: capstan_events_local under capstan_events, and so on.
+const LocalSuffix = "_local"
+
+// EventsShardingKey is the Distributed sharding key of capstan_events
+// and capstan_devices.
+const EventsShardingKey = "cityHash64(app_id, device_id)"
+
+// onCluster renders the ON CLUSTER clause ("" without a cluster).
+func onCluster(cluster string) string {
+	if cluster == "" {
+		return ""
+	}
+	return " ON CLUSTER " + quoteIdent(cluster)
 }
 
 // TTL renders the retention clause for a table keyed by col (modern only).
@@ -69,10 +125,24 @@ var ttlColumns = map[string]string{
 // the default database name. Exposed so the same DDL can be reviewed or
 // run elsewhere (tests run it on chDB).
 func Migrations(flavor Flavor, db string, retentionDays int) ([]Migration, error) {
+	return ClusterMigrations(flavor, db, "", retentionDays)
+}
+
+// ClusterMigrations renders every migration for the ClickHouse cluster
+// named cluster (as in the servers' remote_servers; "" = one server, as
+// Migrations): ON CLUSTER DDL, Replicated*MergeTree tables named
+// <table>_local under ZooKeeper/Keeper paths with the {shard} and
+// {replica} macros, and a Distributed table under each table's own name,
+// so inserts and every query read and write the whole cluster.
+func ClusterMigrations(flavor Flavor, db, cluster string, retentionDays int) ([]Migration, error) {
 	if db == "" {
 		db = DefaultDatabase
 	}
-	data := renderData{DB: quoteIdent(db), Running: runningCondition0003, RunningNow: RunningCondition, days: retentionDays}
+	data := renderData{DB: quoteIdent(db), Running: runningCondition0003, RunningNow: RunningCondition, days: retentionDays,
+		cluster: cluster, db: db, EventsShardingKey: EventsShardingKey}
+	if cluster != "" {
+		data.Cluster, data.Local, data.On = true, LocalSuffix, onCluster(cluster)
+	}
 	data.AddColumn = "ADD COLUMN IF NOT EXISTS"
 	if flavor == FlavorLegacy {
 		data.AddColumn = "ADD COLUMN"
@@ -174,25 +244,36 @@ func Migrate(ctx context.Context, q Querier, opts MigrateOptions) error {
 	if err != nil {
 		return err
 	}
-	migrations, err := Migrations(flavor, db, opts.RetentionDays)
+	migrations, err := ClusterMigrations(flavor, db, opts.Cluster, opts.RetentionDays)
 	if err != nil {
 		return err
 	}
-	if err := q.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(db)); err != nil {
+	on := onCluster(opts.Cluster)
+	if opts.Cluster != "" && migrated(ctx, q, db, migrations) {
+		// Nothing to do: take no cluster-wide lock, which would wait for
+		// every host (a consumer must start while a replica is down).
+		return reconcile(ctx, q, db, opts, flavor, log)
+	}
+	if err := q.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(db)+on); err != nil {
 		return fmt.Errorf("create database %s: %w", db, err)
 	}
 	stale := opts.LockStaleAfter
 	if stale <= 0 {
 		stale = 2 * time.Minute
 	}
-	release, err := acquireMigrationLock(ctx, q, db, stale, log)
+	release, err := acquireMigrationLock(ctx, q, db, opts.Cluster, stale, log)
 	if err != nil {
 		return err
 	}
 	defer release()
 
-	if err := q.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+qualify(db, MigrationsTable)+
-		" (version UInt32, name String, applied_at DateTime) ENGINE = ReplacingMergeTree ORDER BY version"); err != nil {
+	engine := "ReplacingMergeTree"
+	if opts.Cluster != "" {
+		// One replica set across the whole cluster: every host sees every record.
+		engine = fmt.Sprintf("ReplicatedReplacingMergeTree(%s, '{shard}-{replica}')", Quote("/clickhouse/tables/all/"+db+"/"+MigrationsTable))
+	}
+	if err := q.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+qualify(db, MigrationsTable)+on+
+		" (version UInt32, name String, applied_at DateTime) ENGINE = "+engine+" ORDER BY version"); err != nil {
 		return fmt.Errorf("create %s: %w", MigrationsTable, err)
 	}
 	applied, err := appliedVersions(ctx, q, db)
@@ -214,14 +295,31 @@ func Migrate(ctx context.Context, q Querier, opts MigrateOptions) error {
 		if err := q.Exec(ctx, rec); err != nil {
 			return fmt.Errorf("record migration %d: %w", m.Version, err)
 		}
-		log.Info("clickhouse migration applied", "database", db, "version", m.Version, "name", m.Name, "flavor", flavor.String())
+		log.Info("clickhouse migration applied", "database", db, "version", m.Version, "name", m.Name, "flavor", flavor.String(), "cluster", opts.Cluster)
 	}
-	if flavor == FlavorModern {
-		if err := reconcileTTL(ctx, q, db, opts.RetentionDays, log); err != nil {
-			return err
+	return reconcile(ctx, q, db, opts, flavor, log)
+}
+
+// reconcile brings TTL retention in line with opts (modern servers).
+func reconcile(ctx context.Context, q Querier, db string, opts MigrateOptions, flavor Flavor, log *slog.Logger) error {
+	if flavor != FlavorModern {
+		return nil
+	}
+	return reconcileTTL(ctx, q, db, opts.Cluster, opts.RetentionDays, log)
+}
+
+// migrated reports whether db records every migration (false on any error).
+func migrated(ctx context.Context, q Querier, db string, ms []Migration) bool {
+	applied, err := appliedVersions(ctx, q, db)
+	if err != nil {
+		return false
+	}
+	for _, m := range ms {
+		if !applied[m.Version] {
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 // AppliedMigrations lists the versions recorded in db, ascending.
@@ -258,10 +356,14 @@ func appliedVersions(ctx context.Context, q Querier, db string) (map[uint32]bool
 // acquireMigrationLock creates the lock table; whoever creates it holds
 // the lock until it drops it. A lock older than stale belongs to a process
 // that died mid-migration and is broken.
-func acquireMigrationLock(ctx context.Context, q Querier, db string, stale time.Duration, log *slog.Logger) (func(), error) {
+//
+// On a cluster the lock table is created ON CLUSTER: distributed DDL runs
+// in one order on every host, so again exactly one creator succeeds.
+func acquireMigrationLock(ctx context.Context, q Querier, db, cluster string, stale time.Duration, log *slog.Logger) (func(), error) {
 	lock := qualify(db, migrationLockTable)
+	on := onCluster(cluster)
 	host, _ := os.Hostname()
-	create := fmt.Sprintf("CREATE TABLE %s (owner String) ENGINE = Memory", lock)
+	create := fmt.Sprintf("CREATE TABLE %s%s (owner String) ENGINE = Memory", lock, on)
 	ageSQL := fmt.Sprintf("SELECT toInt64(now()) - toInt64(metadata_modification_time) FROM system.tables WHERE database = %s AND name = %s",
 		Quote(db), Quote(migrationLockTable))
 	for wait := 20 * time.Millisecond; ; {
@@ -271,7 +373,7 @@ func acquireMigrationLock(ctx context.Context, q Querier, db string, stale time.
 				// Use a fresh context: release must happen even when ctx was cancelled.
 				rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				if err := q.Exec(rctx, "DROP TABLE IF EXISTS "+lock); err != nil {
+				if err := q.Exec(rctx, "DROP TABLE IF EXISTS "+lock+on); err != nil {
 					log.Warn("clickhouse migration lock not released", "database", db, "err", err)
 				}
 			}
@@ -283,7 +385,7 @@ func acquireMigrationLock(ctx context.Context, q Querier, db string, stale time.
 		var age int64
 		if err := queryRow(ctx, q, ageSQL, &age); err == nil && time.Duration(age)*time.Second >= stale {
 			log.Warn("breaking stale clickhouse migration lock", "database", db, "age_seconds", age)
-			if err := q.Exec(ctx, "DROP TABLE IF EXISTS "+lock); err != nil {
+			if err := q.Exec(ctx, "DROP TABLE IF EXISTS "+lock+on); err != nil {
 				return nil, fmt.Errorf("break stale migration lock: %w", err)
 			}
 			continue
@@ -299,8 +401,9 @@ func acquireMigrationLock(ctx context.Context, q Querier, db string, stale time.
 
 // reconcileTTL sets (or removes) each table's TTL to match retentionDays,
 // so a changed setting applies to existing tables.
-func reconcileTTL(ctx context.Context, q Querier, db string, days int, log *slog.Logger) error {
-	for _, table := range []string{EventsTable, EventsMinuteTable, DevicesTable, RollupTable} {
+func reconcileTTL(ctx context.Context, q Querier, db, cluster string, days int, log *slog.Logger) error {
+	for _, base := range []string{EventsTable, EventsMinuteTable, DevicesTable, RollupTable} {
+		table := localTable(base, cluster)
 		var engine string
 		err := queryRow(ctx, q, fmt.Sprintf("SELECT engine_full FROM system.tables WHERE database = %s AND name = %s",
 			Quote(db), Quote(table)), &engine)
@@ -312,13 +415,13 @@ func reconcileTTL(ctx context.Context, q Querier, db string, days int, log *slog
 		var alter string
 		switch {
 		case days > 0 && !(has && strings.Contains(engine, want)):
-			alter = "MODIFY " + ttlClause(ttlColumns[table], days)
+			alter = "MODIFY " + ttlClause(ttlColumns[base], days)
 		case days <= 0 && has:
 			alter = "REMOVE TTL"
 		default:
 			continue
 		}
-		if err := q.Exec(ctx, "ALTER TABLE "+qualify(db, table)+" "+alter); err != nil {
+		if err := q.Exec(ctx, "ALTER TABLE "+qualify(db, table)+onCluster(cluster)+" "+alter); err != nil {
 			return fmt.Errorf("retention of %s: %w", table, err)
 		}
 		log.Info("clickhouse retention changed", "table", table, "retention_days", days)
@@ -333,6 +436,14 @@ func reconcileTTL(ctx context.Context, q Querier, db string, days int, log *slog
 // The consumer runs it periodically. retentionDays <= 0 does nothing.
 // Returns how many partitions were dropped.
 func DropExpiredPartitions(ctx context.Context, q Querier, db string, retentionDays int, now time.Time) (int, error) {
+	return DropExpiredPartitionsOn(ctx, q, db, "", retentionDays, now)
+}
+
+// DropExpiredPartitionsOn is DropExpiredPartitions for the tables of
+// cluster ("" = one server): it lists the partitions of this host's
+// local tables and drops them ON CLUSTER (day partitions exist on every
+// shard that took events that day; dropping a missing one is harmless).
+func DropExpiredPartitionsOn(ctx context.Context, q Querier, db, cluster string, retentionDays int, now time.Time) (int, error) {
 	if retentionDays <= 0 {
 		return 0, nil
 	}
@@ -344,7 +455,9 @@ func DropExpiredPartitions(ctx context.Context, q Querier, db string, retentionD
 	cutoff := now.UTC().AddDate(0, 0, -retentionDays)
 	cutoffDay := cutoff.Format("20060102")
 	dropped := 0
-	for _, table := range []string{EventsTable, EventsMinuteTable, RollupTable} {
+	on := onCluster(cluster)
+	for _, base := range []string{EventsTable, EventsMinuteTable, RollupTable} {
+		table := localTable(base, cluster)
 		rows, err := q.Query(ctx, fmt.Sprintf(
 			"SELECT DISTINCT partition FROM system.parts WHERE database = %s AND table = %s AND active ORDER BY partition",
 			Quote(db), Quote(table)))
@@ -365,7 +478,7 @@ func DropExpiredPartitions(ctx context.Context, q Querier, db string, retentionD
 		}
 		rows.Close()
 		for _, p := range old {
-			if err := q.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP PARTITION %s", qualify(db, table), p)); err != nil {
+			if err := q.Exec(ctx, fmt.Sprintf("ALTER TABLE %s%s DROP PARTITION %s", qualify(db, table), on, p)); err != nil {
 				return dropped, fmt.Errorf("drop partition %s of %s: %w", p, table, err)
 			}
 			dropped++
@@ -377,9 +490,18 @@ func DropExpiredPartitions(ctx context.Context, q Querier, db string, retentionD
 		return dropped, fmt.Errorf("count expired devices: %w", err)
 	}
 	if n > 0 {
-		if err := q.Exec(ctx, "ALTER TABLE "+qualify(db, DevicesTable)+" DELETE WHERE "+cond); err != nil {
+		if err := q.Exec(ctx, "ALTER TABLE "+qualify(db, localTable(DevicesTable, cluster))+on+" DELETE WHERE "+cond); err != nil {
 			return dropped, fmt.Errorf("delete expired devices: %w", err)
 		}
 	}
 	return dropped, nil
+}
+
+// localTable is the table holding base's rows: base itself on one
+// server, base+LocalSuffix under a cluster's Distributed table.
+func localTable(base, cluster string) string {
+	if cluster == "" {
+		return base
+	}
+	return base + LocalSuffix
 }

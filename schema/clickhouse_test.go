@@ -673,3 +673,81 @@ func TestRollupBackfill(t *testing.T) {
 		})
 	}
 }
+
+// The modern cluster DDL parses on chDB (which has no Keeper to run it):
+// every statement, formatted back by the server's own parser, keeps its
+// ON CLUSTER clause and Replicated or Distributed engine.
+func TestClusterMigrationsParseOnChDB(t *testing.T) {
+	db := chdbtest.Open(t)
+	ms, err := schema.ClusterMigrations(schema.FlavorModern, "capstan", "fleet", 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range ms {
+		for _, stmt := range m.Statements {
+			if strings.HasPrefix(stmt, "INSERT INTO") {
+				continue // the backfill: no DDL
+			}
+			var formatted string
+			if err := db.QueryRow("SELECT formatQuery("+schema.Quote(stmt)+")", &formatted); err != nil {
+				t.Fatalf("migration %d on chDB %s: %v\n%s", m.Version, db.Version(), err, stmt)
+			}
+			if !strings.Contains(formatted, "ON CLUSTER fleet") {
+				t.Errorf("migration %d lost ON CLUSTER:\n%s", m.Version, formatted)
+			}
+			if strings.HasPrefix(stmt, "CREATE TABLE") && !strings.Contains(formatted, "ENGINE = Replicated") && !strings.Contains(formatted, "ENGINE = Distributed") {
+				t.Errorf("migration %d: a table neither replicated nor distributed:\n%s", m.Version, formatted)
+			}
+			if strings.Contains(stmt, "_local") && strings.HasPrefix(stmt, "CREATE TABLE") && strings.Contains(stmt, "ENGINE = Replicated") && !strings.Contains(formatted, "TTL") {
+				t.Errorf("migration %d: no TTL on a replicated table:\n%s", m.Version, formatted)
+			}
+			n++
+		}
+	}
+	t.Logf("%d cluster DDL statements parsed by chDB %s", n, db.Version())
+}
+
+// On one server the migrations are those that ran before clusters
+// existed; on a cluster each table has a Replicated *_local table with
+// {shard}/{replica} paths and a Distributed table of its own name.
+func TestClusterMigrationsRender(t *testing.T) {
+	for _, f := range []schema.Flavor{schema.FlavorLegacy, schema.FlavorModern} {
+		single, err := schema.Migrations(f, "db", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		viaCluster, err := schema.ClusterMigrations(f, "db", "", 0)
+		if err != nil || !reflect.DeepEqual(single, viaCluster) {
+			t.Fatalf("%v: ClusterMigrations without a cluster differs (%v)", f, err)
+		}
+		ms, err := schema.ClusterMigrations(f, "db", "c1", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all strings.Builder
+		for _, m := range ms {
+			for _, s := range m.Statements {
+				all.WriteString(s + ";\n")
+				if !strings.HasPrefix(s, "INSERT") && !strings.Contains(s, " ON CLUSTER `c1`") {
+					t.Errorf("%v: not ON CLUSTER: %s", f, s)
+				}
+			}
+		}
+		for _, want := range []string{
+			"CREATE TABLE IF NOT EXISTS `db`.capstan_events_local ON CLUSTER `c1` (",
+			"ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/capstan_events', '{replica}')",
+			"ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/capstan_devices', '{replica}', last_seen)",
+			"ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/db/capstan_rollup_minute', '{replica}')",
+			"CREATE TABLE IF NOT EXISTS `db`.capstan_events ON CLUSTER `c1` AS `db`.capstan_events_local\nENGINE = Distributed('c1', 'db', 'capstan_events_local', cityHash64(app_id, device_id))",
+			"ENGINE = Distributed('c1', 'db', 'capstan_rollup_minute_local', rand())",
+			"TO `db`.capstan_rollup_minute_local AS",
+			"FROM `db`.capstan_events_local\nGROUP BY minute",
+			"DROP TABLE IF EXISTS `db`.capstan_events ON CLUSTER `c1`",
+		} {
+			if !strings.Contains(all.String(), want) {
+				t.Errorf("%v: cluster migrations lack %q", f, want)
+			}
+		}
+	}
+}

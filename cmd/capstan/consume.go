@@ -26,6 +26,7 @@ func runConsume(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("consume", flag.ContinueOnError)
 	natsURL := stringFlag(fs, "nats-url", "CAPSTAN_NATS_URL", "", "NATS server URL(s) holding the events stream (required)")
 	chURL := stringFlag(fs, "clickhouse-url", "CAPSTAN_CLICKHOUSE_URL", "clickhouse://default@127.0.0.1:9000/capstan", "ClickHouse native-protocol URL clickhouse://user:pass@host:9000/db")
+	chCluster := stringFlag(fs, "clickhouse-cluster", "CAPSTAN_CLICKHOUSE_CLUSTER", "", clusterFlagHelp)
 	retention := intFlag(fs, "retention-days", "CAPSTAN_RETENTION_DAYS", 0, "days of raw events ClickHouse keeps (0 = forever)")
 	batchSize := intFlag(fs, "batch-size", "CAPSTAN_BATCH_SIZE", consumer.DefaultBatchSize, "most events per ClickHouse insert")
 	linger := durationFlag(fs, "batch-linger", "CAPSTAN_BATCH_LINGER", consumer.DefaultLinger, "longest an event waits for its batch to fill")
@@ -74,9 +75,10 @@ func runConsume(ctx context.Context, args []string) error {
 		AckWait:       *ackWait,
 		DrainTimeout:  *drain,
 		RetentionDays: *retention,
+		Cluster:       *chCluster,
 		Registerer:    reg,
 		Logger:        log,
-	}, consumer.ClickHouseConnector(*chURL, *retention, log))
+	}, consumer.ClickHouseClusterConnector(*chURL, *chCluster, *retention, log))
 	if err != nil {
 		return err
 	}

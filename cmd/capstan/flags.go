@@ -81,3 +81,6 @@ func float64Flag(fs *flag.FlagSet, name, env string, def float64, usage string) 
 	}
 	return fs.Float64(name, v, fmt.Sprintf("%s (env %s)", usage, env))
 }
+
+// clusterFlagHelp is --clickhouse-cluster's help, the same in every command.
+const clusterFlagHelp = "ClickHouse cluster (remote_servers name) holding Capstan's tables: ON CLUSTER migrations, Replicated*MergeTree tables under Distributed ones, synchronous Distributed inserts; list several of its hosts in --clickhouse-url (empty = one server)"

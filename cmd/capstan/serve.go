@@ -49,6 +49,7 @@ func runServe(ctx context.Context, args []string) error {
 	adminToken := stringFlag(fs, "admin-token", "CAPSTAN_ADMIN_TOKEN", "", "admin API bearer token accepted at start-up (only its hash is kept)")
 	consume := boolFlag(fs, "consume", "CAPSTAN_CONSUME", true, "run the stats consumer in this process (all-in-one); false for stateless fronts")
 	chURL := stringFlag(fs, "clickhouse-url", "CAPSTAN_CLICKHOUSE_URL", "clickhouse://default@127.0.0.1:9000/capstan", "ClickHouse for the in-process consumer, the rollout guard and the admin API's device and health reads (empty = no reads: those endpoints answer 503)")
+	chCluster := stringFlag(fs, "clickhouse-cluster", "CAPSTAN_CLICKHOUSE_CLUSTER", "", clusterFlagHelp)
 	retention := intFlag(fs, "retention-days", "CAPSTAN_RETENTION_DAYS", 0, "days of raw events ClickHouse keeps (0 = forever)")
 	batchSize := intFlag(fs, "batch-size", "CAPSTAN_BATCH_SIZE", consumer.DefaultBatchSize, "most events per ClickHouse insert")
 	linger := durationFlag(fs, "batch-linger", "CAPSTAN_BATCH_LINGER", consumer.DefaultLinger, "longest an event waits for its batch to fill")
@@ -147,9 +148,9 @@ func runServe(ctx context.Context, args []string) error {
 	var runner *consumer.Runner
 	if *consume {
 		runner, err = consumer.Start(consumeCtx, consumer.Config{
-			JetStream: b.JetStream, BatchSize: *batchSize, Linger: *linger, RetentionDays: *retention,
+			JetStream: b.JetStream, BatchSize: *batchSize, Linger: *linger, RetentionDays: *retention, Cluster: *chCluster,
 			Registerer: reg, Logger: base.With("role", "consume"),
-		}, consumer.ClickHouseConnector(*chURL, *retention, base.With("role", "consume")))
+		}, consumer.ClickHouseClusterConnector(*chURL, *chCluster, *retention, base.With("role", "consume")))
 		if err != nil {
 			return err
 		}
@@ -208,10 +209,12 @@ func runServe(ctx context.Context, args []string) error {
 			return err
 		}
 		guardStatus = lease.Status
-		dsn := *chURL
+		dsn, cluster := *chURL, *chCluster
 		gd := guard.New(guard.Config{
 			Store: store, Lease: lease, Audit: auditLog, Defaults: rollout.DefaultSettings(), Interval: *guardInterval,
-			Connect:    func(ctx context.Context) (schema.Querier, error) { return schema.OpenClickHouse(ctx, dsn) },
+			Connect: func(ctx context.Context) (schema.Querier, error) {
+				return schema.OpenClickHouseCluster(ctx, dsn, cluster)
+			},
 			Webhook:    &webhook.Sender{UserAgent: "capstan-guard", Logger: base.With("role", "guard")},
 			Registerer: reg, Logger: base.With("role", "guard"),
 		})
@@ -223,8 +226,10 @@ func runServe(ctx context.Context, args []string) error {
 		GuardDefaults: rollout.DefaultSettings(), GuardStatus: guardStatus}
 	if *chURL != "" {
 		// The admin API's device and health reads; connects on first use.
-		dsn := *chURL
-		fleet := schema.NewFleetReader(func(ctx context.Context) (schema.Querier, error) { return schema.OpenClickHouse(ctx, dsn) }, "")
+		dsn, cluster := *chURL, *chCluster
+		fleet := schema.NewFleetReader(func(ctx context.Context) (schema.Querier, error) {
+			return schema.OpenClickHouseCluster(ctx, dsn, cluster)
+		}, "")
 		defer fleet.Close()
 		adminCfg.Fleet = fleet
 	}

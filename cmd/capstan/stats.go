@@ -23,6 +23,7 @@ func runStats(ctx context.Context, args []string) error {
 func statsMain(ctx context.Context, args []string, w io.Writer) error {
 	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
 	chURL := stringFlag(fs, "clickhouse-url", "CAPSTAN_CLICKHOUSE_URL", "clickhouse://default@127.0.0.1:9000/capstan", "ClickHouse native-protocol URL clickhouse://user:pass@host:9000/db")
+	chCluster := stringFlag(fs, "clickhouse-cluster", "CAPSTAN_CLICKHOUSE_CLUSTER", "", clusterFlagHelp)
 	app := stringFlag(fs, "app", "CAPSTAN_STATS_APP", "", "only this app id (default: every app)")
 	channel := stringFlag(fs, "channel", "CAPSTAN_STATS_CHANNEL", "", "only events from devices on this channel")
 	since := durationFlag(fs, "since", "CAPSTAN_STATS_SINCE", 24*time.Hour, "window: this long before now")
@@ -37,7 +38,7 @@ func statsMain(ctx context.Context, args []string, w io.Writer) error {
 	if *since <= 0 {
 		return fmt.Errorf("--since must be positive, got %s", *since)
 	}
-	conn, err := schema.OpenClickHouse(ctx, *chURL)
+	conn, err := schema.OpenClickHouseCluster(ctx, *chURL, *chCluster)
 	if err != nil {
 		return err
 	}

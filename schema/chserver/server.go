@@ -27,6 +27,10 @@ type Server struct {
 	Dir      string // config, data and logs
 	TCPPort  int    // native protocol
 	HTTPPort int
+	// InterserverPort is where replicas fetch parts (cluster members only).
+	InterserverPort int
+
+	extra string // more top-level config (cluster members)
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -106,8 +110,8 @@ func (s *Server) writeConfig() error {
   <uncompressed_cache_size>67108864</uncompressed_cache_size>
   <max_concurrent_queries>200</max_concurrent_queries>
   <mlock_executable>false</mlock_executable>
-</yandex>
-`, s.Dir, s.TCPPort, s.HTTPPort)
+%[4]s</yandex>
+`, s.Dir, s.TCPPort, s.HTTPPort, s.extra)
 	users := `<?xml version="1.0"?>
 <yandex>
   <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
@@ -219,6 +223,9 @@ func (s *Server) waitReady(limit time.Duration) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// LogTail is the end of the server's error log and output, for test failures.
+func (s *Server) LogTail() string { return s.logTail() }
 
 func (s *Server) logTail() string {
 	var b strings.Builder

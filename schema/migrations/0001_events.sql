@@ -1,7 +1,7 @@
 -- Raw events. ReplacingMergeTree on (app_id, action, event_id): a redelivered
 -- or re-inserted event collapses into one row when parts merge; counted
 -- tables (the rollup) are exact even before that.
-CREATE TABLE IF NOT EXISTS {{.DB}}.capstan_events (
+CREATE TABLE IF NOT EXISTS {{.DB}}.capstan_events{{.Local}}{{.On}} (
     event_id String,
     received_at {{.Time}},
     client_time {{.Time}},
@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.capstan_events (
     metadata_keys Array(String),
     metadata_values Array(String)
 {{- end}}
-) ENGINE = ReplacingMergeTree
+) ENGINE = {{.Engine "ReplacingMergeTree" "capstan_events"}}
 PARTITION BY toYYYYMMDD(received_at)
 ORDER BY (app_id, action, event_id)
 {{- .TTL "received_at"}};
+{{.Distributed "capstan_events" .EventsShardingKey}}

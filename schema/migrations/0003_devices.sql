@@ -1,6 +1,6 @@
 -- Latest known state per device, from actions that say what the device runs
 -- (no failures, no download progress of another bundle).
-CREATE TABLE IF NOT EXISTS {{.DB}}.capstan_devices (
+CREATE TABLE IF NOT EXISTS {{.DB}}.capstan_devices{{.Local}}{{.On}} (
     app_id {{.LC}},
     device_id String,
     platform {{.LC}},
@@ -13,12 +13,13 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.capstan_devices (
     is_prod UInt8,
     is_emulator UInt8,
     last_seen {{.Time}}
-) ENGINE = ReplacingMergeTree(last_seen)
+) ENGINE = {{.Engine "ReplacingMergeTree" "capstan_devices" "last_seen"}}
 ORDER BY (app_id, device_id)
 {{- .TTL "last_seen"}};
+{{.Distributed "capstan_devices" .EventsShardingKey}}
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.capstan_devices_mv
-TO {{.DB}}.capstan_devices AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.capstan_devices_mv{{.On}}
+TO {{.DB}}.capstan_devices{{.Local}} AS
 SELECT
     app_id,
     device_id,
@@ -32,5 +33,5 @@ SELECT
     is_prod,
     is_emulator,
     received_at AS last_seen
-FROM {{.DB}}.capstan_events
+FROM {{.DB}}.capstan_events{{.Local}}
 WHERE {{.Running}};

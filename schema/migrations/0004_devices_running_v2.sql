@@ -2,10 +2,10 @@
 -- session_key_required and checksum_required became failure signals and
 -- no longer say which bundle a device runs. Dropping and creating again
 -- is safe to repeat.
-DROP TABLE IF EXISTS {{.DB}}.capstan_devices_mv;
+DROP TABLE IF EXISTS {{.DB}}.capstan_devices_mv{{.On}};
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.capstan_devices_mv
-TO {{.DB}}.capstan_devices AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.capstan_devices_mv{{.On}}
+TO {{.DB}}.capstan_devices{{.Local}} AS
 SELECT
     app_id,
     device_id,
@@ -19,5 +19,5 @@ SELECT
     is_prod,
     is_emulator,
     received_at AS last_seen
-FROM {{.DB}}.capstan_events
+FROM {{.DB}}.capstan_events{{.Local}}
 WHERE {{.RunningNow}};

@@ -1,14 +1,23 @@
 -- What the device sent as version_name when the event names another
 -- failing bundle, and the flag of events kept but never counted as
 -- failures (download_fail of plugins before 7.17.0 / 6.14.25).
-ALTER TABLE {{.DB}}.capstan_events {{.AddColumn}} reported_version_name String DEFAULT '' AFTER is_prod;
+ALTER TABLE {{.DB}}.capstan_events{{.Local}}{{.On}} {{.AddColumn}} reported_version_name String DEFAULT '' AFTER is_prod;
 
-ALTER TABLE {{.DB}}.capstan_events {{.AddColumn}} ignored UInt8 DEFAULT 0 AFTER reported_version_name;
+ALTER TABLE {{.DB}}.capstan_events{{.Local}}{{.On}} {{.AddColumn}} ignored UInt8 DEFAULT 0 AFTER reported_version_name;
+{{- if .Cluster}}
+
+-- The Distributed table takes the new columns by being created again
+-- (it holds no rows; 18.16 refuses ON CLUSTER ALTER of a table that is
+-- not replicated on a cluster with internal_replication).
+DROP TABLE IF EXISTS {{.DB}}.capstan_events{{.On}};
+
+{{.Distributed "capstan_events" .EventsShardingKey}}
+{{- end}}
 
 -- Per-minute rollup that can count production, non-emulator devices only
 -- and leave ignored events out of failures. events holds the set of event
 -- ids, so re-inserts and the backfill below count once.
-CREATE TABLE IF NOT EXISTS {{.DB}}.capstan_rollup_minute (
+CREATE TABLE IF NOT EXISTS {{.DB}}.capstan_rollup_minute{{.Local}}{{.On}} (
     minute {{.Minute}},
     app_id {{.LC}},
     channel {{.LC}},
@@ -20,13 +29,14 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.capstan_rollup_minute (
     ignored UInt8,
     events AggregateFunction(uniqExact, String),
     devices AggregateFunction(uniq, String)
-) ENGINE = AggregatingMergeTree
+) ENGINE = {{.Engine "AggregatingMergeTree" "capstan_rollup_minute"}}
 PARTITION BY toYYYYMMDD(minute)
 ORDER BY (app_id, minute, channel, version_name, platform, action, is_prod, is_emulator, ignored)
 {{- .TTL "minute"}};
+{{.Distributed "capstan_rollup_minute" "rand()"}}
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.capstan_rollup_minute_mv
-TO {{.DB}}.capstan_rollup_minute AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{.DB}}.capstan_rollup_minute_mv{{.On}}
+TO {{.DB}}.capstan_rollup_minute{{.Local}} AS
 SELECT
     toStartOfMinute(toDateTime(received_at)) AS minute,
     app_id,
@@ -39,7 +49,7 @@ SELECT
     ignored,
     uniqExactState(event_id) AS events,
     uniqState(device_id) AS devices
-FROM {{.DB}}.capstan_events
+FROM {{.DB}}.capstan_events{{.Local}}
 GROUP BY minute, app_id, channel, version_name, platform, action, is_prod, is_emulator, ignored;
 
 -- Events stored before this migration. Safe to repeat, and overlapping
