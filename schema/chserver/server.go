@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/capstan-io/capstan/internal/child"
 )
 
 // Server is a clickhouse-server child process with its own data directory
@@ -34,7 +35,7 @@ type Server struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	done chan struct{} // closed when the process exited
+	done <-chan struct{} // closed when the process exited
 }
 
 // FindServerBinary locates clickhouse-server: $CLICKHOUSE_SERVER_BIN, PATH,
@@ -172,24 +173,9 @@ func (s *Server) Start() error {
 	}
 	cmd := exec.Command(s.Bin, "--config-file="+filepath.Join(s.Dir, "config.xml"))
 	cmd.Dir = s.Dir
-	cmd.Stdout, cmd.Stderr = out, out
 	// The server must not outlive the process that started it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	done := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the starting thread exits: keep this thread
-		// alive (locked to this goroutine) for as long as the child runs.
-		runtime.LockOSThread()
-		err := cmd.Start()
-		started <- err
-		if err == nil {
-			_ = cmd.Wait()
-		}
-		out.Close()
-		close(done)
-	}()
-	if err := <-started; err != nil {
+	done, err := child.Start(cmd, out)
+	if err != nil {
 		return fmt.Errorf("start %s: %w", s.Bin, err)
 	}
 	s.cmd, s.done = cmd, done

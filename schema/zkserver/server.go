@@ -10,11 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/capstan-io/capstan/internal/child"
 )
 
 // Server is a standalone ZooKeeper child process with its own data dir.
@@ -25,7 +26,7 @@ type Server struct {
 	java, jar string
 	mu        sync.Mutex
 	cmd       *exec.Cmd
-	done      chan struct{}
+	done      <-chan struct{}
 }
 
 // FindJar locates ZooKeeper's jar: $ZOOKEEPER_JAR, then Debian's
@@ -93,22 +94,8 @@ func (s *Server) Start() error {
 	cmd := exec.Command(s.java, "-Xmx256m", "-Dzookeeper.log.dir="+s.Dir, "-cp", s.jar,
 		"org.apache.zookeeper.server.ZooKeeperServerMain", filepath.Join(s.Dir, "zoo.cfg"))
 	cmd.Dir = s.Dir
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	done := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig follows the starting thread: keep it for the child's life.
-		runtime.LockOSThread()
-		err := cmd.Start()
-		started <- err
-		if err == nil {
-			_ = cmd.Wait()
-		}
-		out.Close()
-		close(done)
-	}()
-	if err := <-started; err != nil {
+	done, err := child.Start(cmd, out)
+	if err != nil {
 		return fmt.Errorf("start zookeeper: %w", err)
 	}
 	s.cmd, s.done = cmd, done

@@ -188,41 +188,30 @@ func writeUpload(mw *multipart.Writer, metaJSON []byte, zip io.Reader) error {
 }
 
 func writeUploadParts(mw *multipart.Writer, metaJSON []byte, zip io.Reader, objects []io.Reader) error {
-	h := make(map[string][]string)
-	h["Content-Disposition"] = []string{`form-data; name="metadata"`}
-	h["Content-Type"] = []string{"application/json"}
-	pw, err := mw.CreatePart(h)
-	if err != nil {
-		return err
-	}
-	if _, err := pw.Write(metaJSON); err != nil {
+	if err := writePart(mw, `form-data; name="metadata"`, "application/json", bytes.NewReader(metaJSON)); err != nil {
 		return err
 	}
 	if zip != nil {
-		fh := make(map[string][]string)
-		fh["Content-Disposition"] = []string{`form-data; name="file"; filename="bundle.zip"`}
-		fh["Content-Type"] = []string{"application/zip"}
-		fw, err := mw.CreatePart(fh)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(fw, zip); err != nil {
+		if err := writePart(mw, `form-data; name="file"; filename="bundle.zip"`, "application/zip", zip); err != nil {
 			return err
 		}
 	}
 	for _, o := range objects {
-		oh := make(map[string][]string)
-		oh["Content-Disposition"] = []string{`form-data; name="object"; filename="object"`}
-		oh["Content-Type"] = []string{"application/octet-stream"}
-		ow, err := mw.CreatePart(oh)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(ow, o); err != nil {
+		if err := writePart(mw, `form-data; name="object"; filename="object"`, "application/octet-stream", o); err != nil {
 			return err
 		}
 	}
 	return mw.Close()
+}
+
+// writePart adds one part with this Content-Disposition and type.
+func writePart(mw *multipart.Writer, disposition, ctype string, body io.Reader) error {
+	w, err := mw.CreatePart(map[string][]string{"Content-Disposition": {disposition}, "Content-Type": {ctype}})
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(w, body)
+	return err
 }
 
 // ListBundles lists an app's bundles, newest version first.
