@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -87,20 +88,26 @@ func (h *bundleHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	// Short cache: a version can be deleted and uploaded again with new bytes.
+	serveRanged(w, r, f, b.Size, b.CreatedAt, "application/zip", b.ObjectSHA256, "public, max-age=300")
+}
+
+// serveRanged answers a stored object with its ETag and cache policy,
+// Range and conditional requests handled by net/http.
+func serveRanged(w http.ResponseWriter, r *http.Request, body io.ReadSeeker, size int64, mod time.Time, ctype, sha, cache string) {
 	hdr := w.Header()
-	hdr.Set("Content-Type", "application/zip")
-	hdr.Set("ETag", `"`+b.ObjectSHA256+`"`)
-	// Short: a version can be deleted and uploaded again with new bytes.
-	hdr.Set("Cache-Control", "public, max-age=300")
+	hdr.Set("Content-Type", ctype)
+	hdr.Set("ETag", `"`+sha+`"`)
+	hdr.Set("Cache-Control", cache)
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	if rng, ok := dropZeroSuffixRanges(r.Header.Get("Range")); !ok {
-		hdr.Set("Content-Range", "bytes */"+itoa(b.Size))
+		hdr.Set("Content-Range", "bytes */"+itoa(size))
 		bundleError(w, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable", "The requested range is empty")
 		return
 	} else if rng != r.Header.Get("Range") {
 		r.Header.Set("Range", rng)
 	}
-	http.ServeContent(w, r, "", b.CreatedAt, f)
+	http.ServeContent(w, r, "", mod, body)
 }
 
 // dropZeroSuffixRanges removes "-0" specs from a bytes Range header:
@@ -216,18 +223,6 @@ func FileHandler(store FileOpener, log *slog.Logger) http.Handler {
 			return
 		}
 		defer f.Close()
-		hdr := w.Header()
-		hdr.Set("Content-Type", "application/octet-stream")
-		hdr.Set("ETag", `"`+sha+`"`)
-		hdr.Set("Cache-Control", "public, max-age=31536000, immutable")
-		hdr.Set("X-Content-Type-Options", "nosniff")
-		if rng, ok := dropZeroSuffixRanges(r.Header.Get("Range")); !ok {
-			hdr.Set("Content-Range", "bytes */"+itoa(size))
-			bundleError(w, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable", "The requested range is empty")
-			return
-		} else if rng != r.Header.Get("Range") {
-			r.Header.Set("Range", rng)
-		}
-		http.ServeContent(w, r, "", time.Time{}, f)
+		serveRanged(w, r, f, size, time.Time{}, "application/octet-stream", sha, "public, max-age=31536000, immutable")
 	})
 }

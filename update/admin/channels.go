@@ -25,15 +25,24 @@ func (a *API) listChannels(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *API) getChannel(w http.ResponseWriter, r *http.Request) error {
+// channelOf is the channel {name} of the request's app.
+func (a *API) channelOf(r *http.Request) (*release.Channel, error) {
 	snap, app, err := a.appOf(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	name := chi.URLParam(r, "name")
 	c, ok := snap.Channel(app.ID, name)
 	if !ok {
-		return channelNotFound(app.ID, name)
+		return nil, channelNotFound(app.ID, name)
+	}
+	return c, nil
+}
+
+func (a *API) getChannel(w http.ResponseWriter, r *http.Request) error {
+	c, err := a.channelOf(r)
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, c)
 	return nil

@@ -45,14 +45,9 @@ func (a *API) rolloutStatus(ctx context.Context, c release.Channel) RolloutStatu
 }
 
 func (a *API) getRollout(w http.ResponseWriter, r *http.Request) error {
-	snap, app, err := a.appOf(r)
+	c, err := a.channelOf(r)
 	if err != nil {
 		return err
-	}
-	name := chi.URLParam(r, "name")
-	c, ok := snap.Channel(app.ID, name)
-	if !ok {
-		return channelNotFound(app.ID, name)
 	}
 	writeJSON(w, http.StatusOK, a.rolloutStatus(r.Context(), *c))
 	return nil
