@@ -32,6 +32,11 @@ func rolloutStatus(ctx context.Context, c *common, args []string) error {
 		return err
 	}
 	st, err := cl.Rollout(ctx, *app, pos[0])
+	return showRollout(c, st, err)
+}
+
+// showRollout prints a rollout status as JSON or text.
+func showRollout(c *common, st admin.RolloutStatus, err error) error {
 	if err != nil {
 		return err
 	}
@@ -51,14 +56,7 @@ func rolloutControl(action string) func(context.Context, *common, []string) erro
 			return err
 		}
 		st, err := cl.ControlRollout(ctx, *app, pos[0], action, *reason)
-		if err != nil {
-			return err
-		}
-		if *c.json {
-			return printJSON(st)
-		}
-		printRollout(st)
-		return nil
+		return showRollout(c, st, err)
 	}
 }
 
