@@ -327,10 +327,5 @@ func sendsManifest(b *release.Bundle, pluginVersion string) bool {
 	return b.Object == "" || TakesManifest(pluginVersion)
 }
 
-// FileURL is where a device downloads a stored manifest file.
-func FileURL(publicURL, object string) string {
-	return strings.TrimRight(publicURL, "/") + "/files/" + object
-}
-
 // itoa avoids fmt on small paths.
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
