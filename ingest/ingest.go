@@ -365,8 +365,10 @@ func (h *Handler) publish(ctx context.Context, st *reqState, snap *release.Snaps
 		m := &st.msgs[k]
 		switch m.state {
 		case msgStored:
+			// A message holds one app's events: its label is looked up once.
+			app := update.AppLabel(snap, items[st.idx[m.lo]].ev.AppID)
 			for _, i := range st.idx[m.lo:m.hi] {
-				st.add(snap, &items[i].ev)
+				st.add(app, &items[i].ev)
 			}
 		case msgDuplicate:
 		default:
@@ -548,14 +550,8 @@ func (h *Handler) resend(msgs []outMsg, deadline time.Time) {
 	h.m.resent.Add(float64(events))
 }
 
-// add counts one stored event under its bounded labels.
-func (st *reqState) add(snap *release.Snapshot, ev *schema.Event) {
-	app := update.UnknownApp
-	if snap != nil {
-		if _, ok := snap.App(ev.AppID); ok {
-			app = ev.AppID
-		}
-	}
+// add counts one stored event of app (its label) under its bounded labels.
+func (st *reqState) add(app string, ev *schema.Event) {
 	action, scope := actionLabel(ev.Action), scopeLabel(ev)
 	for i := range st.cnt {
 		if c := &st.cnt[i]; c.app == app && c.action == action && c.platform == ev.Platform && c.scope == scope {

@@ -137,7 +137,7 @@ func (h *Handler) check(w http.ResponseWriter, r *http.Request, req *Request, re
 	}
 	a := Decide(req, snap, opts)
 	if h.metrics != nil {
-		h.metrics.observe(appLabel(snap, req.AppID), a.res)
+		h.metrics.observe(AppLabel(snap, req.AppID), a.res)
 	}
 	writeJSON(w, a.Status, a.Body)
 }
@@ -145,7 +145,7 @@ func (h *Handler) check(w http.ResponseWriter, r *http.Request, req *Request, re
 // reject answers a request that never reached the decision.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, appID string, rerr *RequestError) {
 	if h.metrics != nil {
-		h.metrics.observe(appLabel(h.snapshot(), appID), rerr.res)
+		h.metrics.observe(AppLabel(h.snapshot(), appID), rerr.res)
 	}
 	h.log.Debug("update check rejected", "path", r.URL.Path, "status", rerr.Status, "error", rerr.Code, "message", rerr.Message)
 	writeJSON(w, rerr.Status, rerr.Body())

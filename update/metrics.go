@@ -81,8 +81,8 @@ func (m *Metrics) addApp(app string) *appCounters {
 	return ac
 }
 
-// appLabel bounds the app label to apps the snapshot knows.
-func appLabel(snap *release.Snapshot, app string) string {
+// AppLabel bounds an app metric label to apps the snapshot knows.
+func AppLabel(snap *release.Snapshot, app string) string {
 	if app == "" || snap == nil {
 		return UnknownApp
 	}
