@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -154,27 +153,13 @@ func openFileBucket(ctx context.Context, js jetstream.JetStream, opts Options) (
 
 // fileLast reads a file record's newest message, delete markers included.
 func (s *Store) fileLast(ctx context.Context, sha string) (fileEntry, error) {
-	var m *jetstream.RawStreamMsg
-	var err error
-	for {
-		actx, cancel := context.WithTimeout(ctx, readAttempt)
-		m, err = s.filesStream.GetLastMsgForSubject(actx, "$KV."+s.opts.FileBucket+"."+sha)
-		cancel()
-		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrNoResponders) {
-			break
-		}
-		sleep(ctx, 50*time.Millisecond)
-	}
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fileEntry{}, nil
-	}
+	m, err := lastOn(ctx, s.filesStream, "$KV."+s.opts.FileBucket+"."+sha)
 	if err != nil {
 		return fileEntry{}, fmt.Errorf("read file record %s: %w", sha, err)
 	}
-	e := fileEntry{rev: m.Sequence, time: m.Time}
-	e.live = m.Header.Get(hdrKVOperation) == "" && m.Header.Get(jetstream.MarkerReasonHeader) == ""
+	e := fileEntry{rev: m.seq, live: m.live, time: m.time}
 	if e.live {
-		if err := json.Unmarshal(m.Data, &e.rec); err != nil {
+		if err := json.Unmarshal(m.data, &e.rec); err != nil {
 			return fileEntry{}, fmt.Errorf("file record %s: %w", sha, err)
 		}
 	}

@@ -128,13 +128,22 @@ type lastEntry struct {
 // last reads a key's newest message: the revision a write that creates
 // or replaces it must expect.
 func (s *Store) last(ctx context.Context, key string) (lastEntry, error) {
+	e, err := lastOn(ctx, s.stream, s.subjPrefix+key)
+	if err != nil {
+		return lastEntry{}, fmt.Errorf("read %s: %w", key, err)
+	}
+	return e, nil
+}
+
+// lastOn reads the newest message of subject in a KV bucket's stream.
+func lastOn(ctx context.Context, stream jetstream.Stream, subject string) (lastEntry, error) {
 	var m *jetstream.RawStreamMsg
 	var err error
 	// A read is safe to repeat: one that goes unanswered (sent to a node
 	// that just died) is asked again rather than waited out.
 	for {
 		actx, cancel := context.WithTimeout(ctx, readAttempt)
-		m, err = s.stream.GetLastMsgForSubject(actx, s.subjPrefix+key)
+		m, err = stream.GetLastMsgForSubject(actx, subject)
 		cancel()
 		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrNoResponders) {
 			break
@@ -146,7 +155,7 @@ func (s *Store) last(ctx context.Context, key string) (lastEntry, error) {
 		return lastEntry{}, nil
 	}
 	if err != nil {
-		return lastEntry{}, fmt.Errorf("read %s: %w", key, err)
+		return lastEntry{}, err
 	}
 	live := m.Header.Get(hdrKVOperation) == "" && m.Header.Get(jetstream.MarkerReasonHeader) == ""
 	return lastEntry{seq: m.Sequence, live: live, data: m.Data, time: m.Time, writeID: m.Header.Get(hdrWriteID)}, nil
