@@ -19,6 +19,7 @@ require (
 require (
 	github.com/andybalholm/brotli v1.2.6
 	github.com/nats-io/nuid v1.0.1
+	golang.org/x/sync v0.24.0
 )
 
 require (
@@ -54,7 +55,6 @@ require (
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
-	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect

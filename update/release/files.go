@@ -11,11 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // Delta bundles store each file once, content-addressed: the object
@@ -267,43 +267,15 @@ func (s *Store) fileFinishDelete(ctx context.Context, sha string, rev uint64) er
 	return nil
 }
 
-// claimFiles claims every file with a few workers.
+// claimFiles claims every file with a few workers; the first failure
+// stops the rest.
 func (s *Store) claimFiles(ctx context.Context, files []FileSource) error {
-	if len(files) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	work := make(chan FileSource)
-	var wg sync.WaitGroup
-	var first atomic.Pointer[error]
-	for range min(8, len(files)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for f := range work {
-				if err := s.claimFile(ctx, f); err != nil {
-					if first.CompareAndSwap(nil, &err) {
-						cancel(err)
-					}
-				}
-			}
-		}()
-	}
-feed:
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
 	for _, f := range files {
-		select {
-		case work <- f:
-		case <-ctx.Done():
-			break feed
-		}
+		g.Go(func() error { return s.claimFile(ctx, f) })
 	}
-	close(work)
-	wg.Wait()
-	if p := first.Load(); p != nil {
-		return *p
-	}
-	return nil
+	return g.Wait()
 }
 
 // usedFiles is the set of file objects a snapshot's bundles refer to.
