@@ -195,7 +195,7 @@ func checkManifest(entries []release.ManifestEntry) error {
 		case e.Size < 0:
 			return bad("size must not be negative")
 		}
-		if e.Object != "" && !validHexDigest(e.Object) {
+		if e.Object != "" && !release.ValidHashHex(strings.ToLower(e.Object)) {
 			return bad("object must be the SHA-256 hex of an uploaded `object` part")
 		}
 		if e.DownloadURL != "" {
@@ -324,17 +324,4 @@ func sortBundles(bs []*release.Bundle) {
 		}
 		return strings.Compare(b.Version, a.Version)
 	})
-}
-
-func validHexDigest(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
-			return false
-		}
-	}
-	return true
 }

@@ -473,7 +473,7 @@ func manifestObjects(m []ManifestEntry) []string {
 func validFiles(m []ManifestEntry, files []FileSource) error {
 	have := make(map[string]bool, len(files))
 	for _, f := range files {
-		if !validHashHex(f.SHA256) || f.Size < 0 || f.Open == nil {
+		if !ValidHashHex(f.SHA256) || f.Size < 0 || f.Open == nil {
 			return fmt.Errorf("%w: file %q needs a SHA-256 hex, a size and its bytes", ErrInvalid, f.SHA256)
 		}
 		have[f.SHA256] = true

@@ -192,7 +192,7 @@ func isWrongSeq(err error) bool {
 // claimFile makes sure f's bytes are stored and its record protects them
 // from sweeps until the upload commits (see the comment at the top).
 func (s *Store) claimFile(ctx context.Context, f FileSource) error {
-	if !validHashHex(f.SHA256) {
+	if !ValidHashHex(f.SHA256) {
 		return fmt.Errorf("%w: file digest %q is not a SHA-256 hex", ErrInvalid, f.SHA256)
 	}
 	for attempt := 0; ; attempt++ {
@@ -342,7 +342,7 @@ func (s *Store) SweepFiles(ctx context.Context, candidates []string) (int, error
 	}
 	deleted := 0
 	for _, sha := range candidates {
-		if !validHashHex(sha) || used[sha] {
+		if !ValidHashHex(sha) || used[sha] {
 			continue
 		}
 		e, err := s.fileLast(ctx, sha)
@@ -385,7 +385,7 @@ func (s *Store) SweepFiles(ctx context.Context, candidates []string) (int, error
 func (s *Store) removeOrphanFiles(ctx context.Context, list []*jetstream.ObjectInfo) {
 	for _, o := range list {
 		sha, ok := strings.CutPrefix(o.Name, FileObjectPrefix)
-		if !ok || !validHashHex(sha) || time.Since(o.ModTime) < time.Duration(orphanAge.Load()) {
+		if !ok || !ValidHashHex(sha) || time.Since(o.ModTime) < time.Duration(orphanAge.Load()) {
 			continue
 		}
 		e, err := s.fileLast(ctx, sha)
@@ -412,7 +412,7 @@ func (s *Store) filePath(sha string) string {
 // cache, filled from the object store on first use and verified against
 // sha) and their size. ErrNotFound when no such file is stored.
 func (s *Store) OpenFile(ctx context.Context, sha string) (*os.File, int64, error) {
-	if !validHashHex(sha) {
+	if !ValidHashHex(sha) {
 		return nil, 0, fmt.Errorf("file %q: %w", sha, ErrNotFound)
 	}
 	path := s.filePath(sha)

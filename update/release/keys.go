@@ -147,8 +147,8 @@ func validPathSegment(what, s string) error {
 	return nil
 }
 
-// validHashHex accepts a lowercase SHA-256 hex digest.
-func validHashHex(h string) bool {
+// ValidHashHex accepts a lowercase SHA-256 hex digest.
+func ValidHashHex(h string) bool {
 	if len(h) != 64 {
 		return false
 	}

@@ -76,7 +76,7 @@ func TestValidPathSegment(t *testing.T) {
 }
 
 func TestValidHashHex(t *testing.T) {
-	if !validHashHex(strings.Repeat("0a", 32)) || validHashHex(strings.Repeat("0A", 32)) || validHashHex("00") || validHashHex(strings.Repeat("zz", 32)) {
+	if !ValidHashHex(strings.Repeat("0a", 32)) || ValidHashHex(strings.Repeat("0A", 32)) || ValidHashHex("00") || ValidHashHex(strings.Repeat("zz", 32)) {
 		t.Fatal("validHashHex")
 	}
 }

@@ -80,7 +80,7 @@ func (s *Store) OpenBundle(ctx context.Context, app, version string) (*os.File, 
 	if b.ExternalURL != "" || b.Object == "" {
 		return nil, b, nil
 	}
-	if !validHashHex(b.ObjectSHA256) {
+	if !ValidHashHex(b.ObjectSHA256) {
 		return nil, b, fmt.Errorf("bundle %q of app %q: bad object digest %q", version, app, b.ObjectSHA256)
 	}
 	path := s.bundlePath(b.ObjectSHA256)
@@ -234,7 +234,7 @@ func (t *bundleTemp) keep(path, sha string, log *slog.Logger) error {
 
 // bundleDropCached removes a cached zip no bundle refers to any more.
 func (s *Store) bundleDropCached(sha string) {
-	if !validHashHex(sha) {
+	if !ValidHashHex(sha) {
 		return
 	}
 	snap := s.Snapshot()

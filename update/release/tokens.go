@@ -21,7 +21,7 @@ import (
 // its hash is already known. CreatedAt is set when zero.
 func (s *Store) CreateToken(ctx context.Context, t Token) error {
 	t.Hash = strings.ToLower(t.Hash)
-	if !validHashHex(t.Hash) {
+	if !ValidHashHex(t.Hash) {
 		return fmt.Errorf("create token: %w: hash must be 64 hex characters", ErrInvalid)
 	}
 	if err := validSegment("token name", t.Name); err != nil {
@@ -84,7 +84,7 @@ func (s *Store) RevokeToken(ctx context.Context, name string) ([]Token, error) {
 		hashes := map[string]bool{}
 		if ne.live {
 			msgs = append(msgs, expect(s.delMsg(tokenNameKey(name)), ne.seq))
-			if h := strings.ToLower(string(ne.data)); validHashHex(h) {
+			if h := strings.ToLower(string(ne.data)); ValidHashHex(h) {
 				hashes[h] = true
 			}
 		}
@@ -122,7 +122,7 @@ func (s *Store) RevokeToken(ctx context.Context, name string) ([]Token, error) {
 // used later, or written by someone else in between is left as it is.
 func (s *Store) TouchToken(ctx context.Context, hashHex string, at time.Time) error {
 	hashHex = strings.ToLower(hashHex)
-	if !validHashHex(hashHex) {
+	if !ValidHashHex(hashHex) {
 		return fmt.Errorf("touch token: %w: hash must be 64 hex characters", ErrInvalid)
 	}
 	key := tokenKey(hashHex)

@@ -198,7 +198,7 @@ func (s *Store) DeleteOverride(ctx context.Context, app, device string) error {
 // tokens with CreateToken.
 func (s *Store) AddTokenHash(ctx context.Context, hashHex, name string) error {
 	hashHex = strings.ToLower(hashHex)
-	if !validHashHex(hashHex) {
+	if !ValidHashHex(hashHex) {
 		return fmt.Errorf("add token: %w: hash must be 64 hex characters", ErrInvalid)
 	}
 	rev, err := s.create(ctx, tokenKey(hashHex), Token{Hash: hashHex, Name: name, CreatedAt: now()})
@@ -212,7 +212,7 @@ func (s *Store) AddTokenHash(ctx context.Context, hashHex, name string) error {
 // DeleteTokenHash revokes an admin token.
 func (s *Store) DeleteTokenHash(ctx context.Context, hashHex string) error {
 	hashHex = strings.ToLower(hashHex)
-	if !validHashHex(hashHex) {
+	if !ValidHashHex(hashHex) {
 		return fmt.Errorf("delete token: %w: hash must be 64 hex characters", ErrInvalid)
 	}
 	e, err := s.get(ctx, tokenKey(hashHex))
