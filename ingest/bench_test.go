@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/capstan-io/capstan/bus"
 	"github.com/capstan-io/capstan/schema"
 )
 
@@ -73,14 +72,7 @@ func BenchmarkHandler1(b *testing.B) { benchHandler(b, 1) }
 func benchHandler(b *testing.B, per int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bs, err := bus.Open(ctx, bus.Config{DataDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer bs.Close()
-	if err := schema.EnsureStreams(ctx, bs.JetStream, schema.DefaultStreamLimits()); err != nil {
-		b.Fatal(err)
-	}
+	bs := openStreams(b, ctx)
 	h := New(Config{JetStream: bs.JetStream})
 	var seq atomic.Int64
 	var failures atomic.Int64
@@ -155,14 +147,7 @@ func BenchmarkPublishRequest(b *testing.B) {
 	run := func(b *testing.B, setup func(nc *nats.Conn) func(m *nats.Msg) error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		bs, err := bus.Open(ctx, bus.Config{DataDir: b.TempDir()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer bs.Close()
-		if err := schema.EnsureStreams(ctx, bs.JetStream, schema.DefaultStreamLimits()); err != nil {
-			b.Fatal(err)
-		}
+		bs := openStreams(b, ctx)
 		op := setup(bs.Conn)
 		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()

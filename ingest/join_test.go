@@ -16,18 +16,26 @@ import (
 	"github.com/capstan-io/capstan/schema"
 )
 
+// openStreams starts an embedded JetStream (file storage) with Capstan's
+// streams, closed when tb ends.
+func openStreams(tb testing.TB, ctx context.Context) *bus.Bus {
+	tb.Helper()
+	bs, err := bus.Open(ctx, bus.Config{DataDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(bs.Close)
+	if err := schema.EnsureStreams(ctx, bs.JetStream, schema.DefaultStreamLimits()); err != nil {
+		tb.Fatal(err)
+	}
+	return bs
+}
+
 func joinEnv(t *testing.T, cfg Config) (*Handler, *bus.Bus, context.Context) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	bs, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bs.Close)
-	if err := schema.EnsureStreams(ctx, bs.JetStream, schema.DefaultStreamLimits()); err != nil {
-		t.Fatal(err)
-	}
+	bs := openStreams(t, ctx)
 	cfg.JetStream = bs.JetStream
 	return New(cfg), bs, ctx
 }

@@ -8,9 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/capstan-io/capstan/bus"
-	"github.com/capstan-io/capstan/schema"
 )
 
 // A publish window smaller than the requests still lets every request
@@ -18,14 +15,7 @@ import (
 func TestSmallPublishWindow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	bs, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bs.Close()
-	if err := schema.EnsureStreams(ctx, bs.JetStream, schema.DefaultStreamLimits()); err != nil {
-		t.Fatal(err)
-	}
+	bs := openStreams(t, ctx)
 	h := New(Config{JetStream: bs.JetStream, MaxPendingPublishes: 5})
 	var wg sync.WaitGroup
 	codes := make([]int, 8)
