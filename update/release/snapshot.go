@@ -136,8 +136,18 @@ func (s *Snapshot) Bundles(appID string) []*Bundle {
 }
 
 // Override returns the channel an operator pinned the device to.
-// deviceID must already be lowercase.
+// deviceID must already be lowercase. Like its channels, an absent or
+// hidden app's pins are unknown to readers: they stay in the snapshot
+// only until the deletes that sweep them arrive.
 func (s *Snapshot) Override(appID, deviceID string) (string, bool) {
+	if s.live(appID) == nil {
+		return "", false
+	}
+	return s.pinned(appID, deviceID)
+}
+
+// pinned is Override without the app check, for builders.
+func (s *Snapshot) pinned(appID, deviceID string) (string, bool) {
 	a := s.overrides[appID]
 	if a == nil {
 		return "", false
@@ -160,12 +170,15 @@ func (s *Snapshot) Override(appID, deviceID string) (string, bool) {
 // Overrides calls fn for each override of an app (all apps when appID is "").
 func (s *Snapshot) Overrides(appID string, fn func(Override) bool) {
 	if appID != "" {
-		if a := s.overrides[appID]; a != nil {
+		if a := s.overrides[appID]; a != nil && s.live(appID) != nil {
 			a.each(appID, fn)
 		}
 		return
 	}
 	for id, a := range s.overrides {
+		if s.live(id) == nil {
+			continue
+		}
 		if !a.each(id, fn) {
 			return
 		}
@@ -549,7 +562,7 @@ func (b *Builder) DeleteOverride(appID, deviceID string) {
 		return
 	}
 	i := stringShard(dev)
-	if _, ok := b.next.Override(appID, dev); !ok {
+	if _, ok := b.next.pinned(appID, dev); !ok {
 		return
 	}
 	a, own := b.ovrApp(appID, false)

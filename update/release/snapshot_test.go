@@ -76,6 +76,8 @@ func TestBuilderOverrides(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := NewBuilder(nil)
+			b.PutApp(App{ID: "a"})
+			b.PutApp(App{ID: "b"})
 			tt.build(b)
 			s := b.Build()
 			for _, l := range tt.look {
@@ -94,10 +96,40 @@ func TestBuilderOverrides(t *testing.T) {
 	}
 }
 
+// TestPinsOfAbsentAppHidden: pins outlive their app's key until the
+// sweep's deletes arrive, and readers never see them, as they never see
+// the app's channels; the builder still deletes them.
+func TestPinsOfAbsentAppHidden(t *testing.T) {
+	u1 := testUUID(1)
+	b := NewBuilder(nil)
+	b.PutApp(App{ID: "a"})
+	b.PutOverride(Override{AppID: "a", DeviceID: u1, Channel: "beta"})
+	b.PutOverride(Override{AppID: "gone", DeviceID: u1, Channel: "beta"})
+	b.PutOverride(Override{AppID: "gone", DeviceID: "plain", Channel: "beta"})
+	s := b.Build()
+	if _, ok := s.Override("gone", u1); ok {
+		t.Error("pin of an absent app visible")
+	}
+	if got := overridesOf(s, ""); !slices.Equal(got, []string{"a|" + u1 + "|beta"}) {
+		t.Errorf("Overrides = %q", got)
+	}
+	if n := len(overridesOf(s, "gone")); n != 0 {
+		t.Errorf("Overrides(gone) listed %d", n)
+	}
+	b = NewBuilder(s)
+	b.DeleteOverride("gone", u1)
+	b.DeleteOverride("gone", "plain")
+	if n := b.Build().OverrideCount(); n != 1 {
+		t.Errorf("after the sweep OverrideCount = %d, want 1", n)
+	}
+}
+
 // TestBuilderCopyOnWrite checks a builder never changes its base, and two
 // builders from one base never see each other's changes.
 func TestBuilderCopyOnWrite(t *testing.T) {
 	b := NewBuilder(nil)
+	b.PutApp(App{ID: "a"})
+	b.PutApp(App{ID: "b"})
 	for i := range 2000 {
 		b.PutOverride(Override{AppID: "a", DeviceID: testUUID(i), Channel: "beta"})
 	}
