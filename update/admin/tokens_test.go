@@ -393,6 +393,8 @@ func TestTokenLastUsed(t *testing.T) {
 	for range 3 {
 		must[WhoAmI](t)(ci.WhoAmI(ctx))
 	}
+	// The write starts in its own goroutine after the answer.
+	waitFor(t, ctx, "the first use is written", func() bool { return slow.count() > 0 })
 	if slow.count() != 1 {
 		t.Fatalf("%d writes after 3 requests in one minute", slow.count())
 	}
