@@ -352,3 +352,29 @@ func TestFailureAccountingThroughPipeline(t *testing.T) {
 		t.Errorf("failures with dev devices %v, want 1.0.0: 2, 1.1.0: 1", got)
 	}
 }
+
+// An insert that fails after ClickHouse wrote the raw table but before
+// the rollup views is retried whole: skipping the raw rows it finds
+// would keep them out of the rollups for good.
+func TestInsertFailedInViewsRetriedWhole(t *testing.T) {
+	ne := startNATS(t)
+	db := newCHDB(t, chtest.Shared(t))
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	// ClickHouse fills an insert's views in name order: this one fails
+	// first, after the raw table took the block.
+	if err := db.conn.Exec(ctx, "CREATE MATERIALIZED VIEW a_failing ENGINE = Memory AS SELECT throwIf(event_id != '') AS x FROM capstan_events"); err != nil {
+		t.Fatal(err)
+	}
+	n := publish(t, ne.js, makeEvents("com.example.views", 50))
+	r := startConsumer(t, testConfig(ne.js, db.conn))
+	waitFor(t, "inserts failing in a view", func() bool { return r.metric(t, "capstan_consumer_insert_errors_total") >= 1 })
+	if c := db.counts(t); c.rawDistinct != uint64(n) || c.rollup != 0 {
+		t.Fatalf("the failing view left %+v; the test needs every raw row and no rollup", c)
+	}
+	if err := db.conn.Exec(ctx, "DROP TABLE a_failing"); err != nil {
+		t.Fatal(err)
+	}
+	db.waitCounts(t, n)
+	waitFor(t, "stream drained", func() bool { return streamEmpty(t, ne.js) })
+}

@@ -15,18 +15,21 @@ import (
 const existsChunk = 2000
 
 // insert stores rows in ClickHouse. check asks to skip event ids already
-// stored (redelivered messages, or a previous attempt that failed after
-// the server may have written part of the batch). Retryable failures are
-// retried until ctx ends (then err is set and nothing may be acked);
-// rows ClickHouse refuses are isolated by bisection and returned with
-// the reason in detail, the rest inserted.
+// stored, for redelivered messages (most often inserted by a consumer
+// whose acks were lost). Retryable failures are retried until ctx ends
+// (then err is set and nothing may be acked); rows ClickHouse refuses are
+// isolated by bisection and returned with the reason in detail, the rest
+// inserted.
 //
-// On a cluster (Config.Cluster) nothing is skipped: an attempt cut short
-// may have stored a shard's rows in capstan_events_local but not yet in
-// the views' tables, and skipping those rows would keep them out of the
-// rollups for good. The whole batch goes again (insert_deduplicate=0,
-// see schema.OpenClickHouseCluster): the rollups hold sets of event ids,
-// and every query counts a raw row stored twice once.
+// A retry within this call skips nothing: an insert that failed after
+// data went out may have stored the rows in capstan_events but not yet
+// in the views' tables (ClickHouse fills them one after another), and
+// skipping those rows would keep them out of the rollups for good. The
+// whole batch goes again: the rollups hold sets of event ids, and every
+// query counts a raw row stored twice once. On a cluster (Config.Cluster)
+// nothing is ever skipped, as a shard's rows may likewise be in
+// capstan_events_local and not yet in its views (insert_deduplicate=0,
+// see schema.OpenClickHouseCluster).
 func (c *Consumer) insert(ctx context.Context, rows []*item, check bool) (rejected []*item, err error) {
 	for attempt := 0; len(rows) > 0; {
 		if check && c.cfg.Cluster == "" {
@@ -43,7 +46,7 @@ func (c *Consumer) insert(ctx context.Context, rows []*item, check bool) (reject
 			check = false
 			continue
 		}
-		bad, sent, err := c.send(ctx, rows)
+		bad, err := c.send(ctx, rows)
 		if err == nil {
 			return rejected, nil
 		}
@@ -55,9 +58,6 @@ func (c *Consumer) insert(ctx context.Context, rows []*item, check bool) (reject
 			rows = append(rows[:bad:bad], rows[bad+1:]...)
 			continue
 		}
-		// Once data went out, the server may have stored part of it
-		// (or all of it, and the answer was lost).
-		check = sent
 		if classify(err) == rowsRejected {
 			if len(rows) == 1 {
 				rows[0].detail = err.Error()
@@ -65,12 +65,12 @@ func (c *Consumer) insert(ctx context.Context, rows []*item, check bool) (reject
 			}
 			c.log.Warn("clickhouse rejected batch; bisecting", "rows", len(rows), "err", err)
 			mid := len(rows) / 2
-			left, err := c.insert(ctx, rows[:mid:mid], true)
+			left, err := c.insert(ctx, rows[:mid:mid], false)
 			rejected = append(rejected, left...)
 			if err != nil {
 				return rejected, err
 			}
-			right, err := c.insert(ctx, rows[mid:], true)
+			right, err := c.insert(ctx, rows[mid:], false)
 			return append(rejected, right...), err
 		}
 		if !c.backoff(ctx, &attempt, "insert batch", err) {
@@ -94,15 +94,14 @@ func (c *Consumer) backoff(ctx context.Context, attempt *int, what string, err e
 }
 
 // send runs one native batch insert. bad is the index of a row the
-// driver refused while appending (-1 otherwise); sent says whether rows
-// went out to the server, so a failure may have stored some.
-func (c *Consumer) send(ctx context.Context, rows []*item) (bad int, sent bool, err error) {
+// driver refused while appending (-1 otherwise).
+func (c *Consumer) send(ctx context.Context, rows []*item) (bad int, err error) {
 	ictx, cancel := context.WithTimeout(ctx, c.cfg.InsertTimeout)
 	defer cancel()
 	start := time.Now()
 	b, err := c.ch.PrepareBatch(ictx, schema.InsertSQL("", c.flavor))
 	if err != nil {
-		return -1, false, fmt.Errorf("prepare insert: %w", err)
+		return -1, fmt.Errorf("prepare insert: %w", err)
 	}
 	defer c.cols.release()
 	if cerr := c.cols.append(b, rows, c.flavor); cerr != nil {
@@ -113,23 +112,23 @@ func (c *Consumer) send(ctx context.Context, rows []*item) (bad int, sent bool, 
 		}
 		_ = b.Abort()
 		if b, err = c.ch.PrepareBatch(ictx, schema.InsertSQL("", c.flavor)); err != nil {
-			return -1, false, fmt.Errorf("prepare insert: %w", err)
+			return -1, fmt.Errorf("prepare insert: %w", err)
 		}
 		for i, it := range rows {
 			if err := schema.AppendEvent(b, it.ev, c.flavor); err != nil {
 				_ = b.Abort()
-				return i, false, fmt.Errorf("append event %s: %w", it.ev.ID, err)
+				return i, fmt.Errorf("append event %s: %w", it.ev.ID, err)
 			}
 		}
 	}
 	if err := b.Send(); err != nil {
-		return -1, true, fmt.Errorf("insert batch of %d: %w", len(rows), err)
+		return -1, fmt.Errorf("insert batch of %d: %w", len(rows), err)
 	}
 	c.m.insertDuration.Observe(time.Since(start).Seconds())
 	c.m.batchSize.Observe(float64(len(rows)))
 	c.m.inserted.Add(float64(len(rows)))
 	c.m.lastInsert.Set(float64(time.Now().UnixNano()) / 1e9)
-	return -1, true, nil
+	return -1, nil
 }
 
 // storedIDs returns which of the rows' event ids capstan_events already
