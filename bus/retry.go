@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/capstan-io/capstan/internal/wait"
 )
 
 // Defaults of Retry.
@@ -111,12 +113,10 @@ func RetryUntil(ctx context.Context, log *slog.Logger, what string, bound time.D
 		if time.Now().Add(backoff).After(deadline) {
 			return fmt.Errorf("%s: still failing after %d attempts in %s: %w", what, attempt, bound, err)
 		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		log.Warn("jetstream setup failed; retrying", "what", what, "attempt", attempt, "err", err, "backoff", wait)
-		select {
-		case <-ctx.Done():
+		pause := backoff/2 + rand.N(backoff/2+1)
+		log.Warn("jetstream setup failed; retrying", "what", what, "attempt", attempt, "err", err, "backoff", pause)
+		if !wait.Sleep(ctx, pause) {
 			return fmt.Errorf("%s: %w", what, errors.Join(err, ctx.Err()))
-		case <-time.After(wait):
 		}
 		backoff = min(backoff*2, setupBackoffMax)
 	}

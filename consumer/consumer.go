@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/capstan-io/capstan/internal/wait"
 	"github.com/capstan-io/capstan/schema"
 )
 
@@ -278,17 +279,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 			open = c.newBatch()
 			continue
 		}
-		wait := c.cfg.Linger
+		pull := c.cfg.Linger
 		if open.rows > 0 {
-			wait = time.Until(open.deadline)
+			pull = time.Until(open.deadline)
 		}
 		// The server ends the pull at its expiry, after the last message
 		// it sent for it. A client-side deadline instead could drop
 		// messages already on their way, which JetStream redelivers only
 		// after AckWait. Short pulls keep shutdown prompt.
-		wait = min(max(wait, 10*time.Millisecond), maxFetchWait)
+		pull = min(max(pull, 10*time.Millisecond), maxFetchWait)
 		n := max(1, (c.cfg.BatchSize-open.rows)/perMsg)
-		mb, err := cons.Fetch(n, jetstream.FetchMaxWait(wait))
+		mb, err := cons.Fetch(n, jetstream.FetchMaxWait(pull))
 		if err == nil {
 			most := 0
 			for m := range mb.Messages() {
@@ -318,7 +319,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			d := backoff(fetchFailures, c.cfg.RetryInitial, c.cfg.RetryMax)
 			fetchFailures++
 			c.log.Warn("fetch from jetstream failed", "err", err, "retry_in", d)
-			sleep(ctx, d)
+			wait.Sleep(ctx, d)
 			continue
 		}
 		fetchFailures = 0
@@ -674,7 +675,7 @@ func (c *Consumer) retry(ctx context.Context, what string, fn func(context.Conte
 		}
 		d := backoff(attempt, c.cfg.RetryInitial, c.cfg.RetryMax)
 		c.log.Warn(what+" failed; retrying", "err", err, "attempt", attempt+1, "retry_in", d)
-		if !sleep(ctx, d) {
+		if !wait.Sleep(ctx, d) {
 			return fmt.Errorf("%s: %w", what, ctx.Err())
 		}
 	}
@@ -739,18 +740,6 @@ func (c *Consumer) maintain(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-	}
-}
-
-// sleep waits d or until ctx ends; false means ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

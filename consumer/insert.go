@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/capstan-io/capstan/internal/wait"
 	"github.com/capstan-io/capstan/schema"
 )
 
@@ -90,7 +91,7 @@ func (c *Consumer) backoff(ctx context.Context, attempt *int, what string, err e
 	d := backoff(*attempt, c.cfg.RetryInitial, c.cfg.RetryMax)
 	*attempt++
 	c.log.Warn(what+" failed; retrying", "err", err, "attempt", *attempt, "retry_in", d)
-	return sleep(ctx, d)
+	return wait.Sleep(ctx, d)
 }
 
 // send runs one native batch insert. bad is the index of a row the

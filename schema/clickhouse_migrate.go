@@ -14,6 +14,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/capstan-io/capstan/internal/wait"
 )
 
 //go:embed migrations/*.sql
@@ -366,7 +368,7 @@ func acquireMigrationLock(ctx context.Context, q Querier, db, cluster string, st
 	create := fmt.Sprintf("CREATE TABLE %s%s (owner String) ENGINE = Memory", lock, on)
 	ageSQL := fmt.Sprintf("SELECT toInt64(now()) - toInt64(metadata_modification_time) FROM system.tables WHERE database = %s AND name = %s",
 		Quote(db), Quote(migrationLockTable))
-	for wait := 20 * time.Millisecond; ; {
+	for pause := 20 * time.Millisecond; ; {
 		err := q.Exec(ctx, create)
 		if err == nil {
 			release := func() {
@@ -390,12 +392,10 @@ func acquireMigrationLock(ctx context.Context, q Querier, db, cluster string, st
 			}
 			continue
 		}
-		select {
-		case <-ctx.Done():
+		if !wait.Sleep(ctx, pause) {
 			return nil, fmt.Errorf("wait for migration lock %s: %w", lock, ctx.Err())
-		case <-time.After(wait):
 		}
-		wait = min(wait*2, time.Second)
+		pause = min(pause*2, time.Second)
 	}
 }
 

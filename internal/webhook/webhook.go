@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/capstan-io/capstan/internal/wait"
 )
 
 const (
@@ -157,19 +159,15 @@ func (s *Sender) Post(ctx context.Context, rawURL string, body any) error {
 				"status", res.status, "error", res.err, "giving_up", true)
 			return last
 		}
-		wait := s.backoff(attempt)
+		pause := s.backoff(attempt)
 		if res.retryAfter >= 0 {
-			wait = min(res.retryAfter, MaxBackoff)
+			pause = min(res.retryAfter, MaxBackoff)
 		}
 		log.Warn("webhook delivery failed", "url", last.URL, "attempt", attempt, "attempts", attempts,
-			"status", res.status, "error", res.err, "retry_in", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+			"status", res.status, "error", res.err, "retry_in", pause)
+		if !wait.Sleep(ctx, pause) {
 			last.Err = ctx.Err()
 			return last
-		case <-t.C:
 		}
 	}
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/capstan-io/capstan/internal/wait"
 )
 
 // Delta bundles store each file once, content-addressed: the object
@@ -208,7 +210,7 @@ func (s *Store) claimFile(ctx context.Context, f FileSource) error {
 		}
 		switch decideClaim(e, time.Since(e.time)) {
 		case claimWait:
-			sleep(ctx, 50*time.Millisecond)
+			wait.Sleep(ctx, 50*time.Millisecond)
 			continue
 		case claimFinish:
 			if err := s.fileFinishDelete(ctx, f.SHA256, e.rev); err != nil && !errors.Is(err, errFileRace) {

@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/capstan-io/capstan/internal/wait"
 )
 
 // Errors of writes that lost to another one; each is a conflict the
@@ -149,7 +151,7 @@ func lastOn(ctx context.Context, stream jetstream.Stream, subject string) (lastE
 			break
 		}
 		// No responders comes back at once while the stream has no leader.
-		sleep(ctx, 50*time.Millisecond)
+		wait.Sleep(ctx, 50*time.Millisecond)
 	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return lastEntry{}, nil
@@ -238,7 +240,7 @@ func (s *Store) commit(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
 			return seq, err
 		}
 		// No responders comes back at once while a leader is elected.
-		if !sleep(ctx, backoff) {
+		if !wait.Sleep(ctx, backoff) {
 			return 0, err
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
@@ -384,19 +386,6 @@ func (s *Store) waitRev(ctx context.Context, rev uint64) error {
 	}
 }
 
-// sleep waits d or until ctx ends; false means ctx ended. It is the one
-// pause of the store's retry loops.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // guarded runs attempt until it commits, fails for good, or too many
 // other writes got in first. attempt reads what it needs, checks the
 // invariants and commits one batch; errConflict asks for another try.
@@ -408,7 +397,7 @@ func (s *Store) guarded(ctx context.Context, attempt func() (uint64, error)) err
 			s.log.Debug("release write lost a race; retrying", "attempt", i+1, "err", err)
 			// Full jitter over a doubling range spreads the contenders out.
 			d := time.Duration(rand.Int64N(int64(min(guardBackoffMax, time.Millisecond<<min(i, 6))) + 1))
-			if !sleep(ctx, d) {
+			if !wait.Sleep(ctx, d) {
 				return ctx.Err()
 			}
 			continue

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/capstan-io/capstan/internal/wait"
 )
 
 const (
@@ -61,7 +63,7 @@ func (s *Store) watchLoop(ctx context.Context) {
 			continue
 		}
 		s.log.Warn("release watch ended; re-establishing", "err", err, "backoff", backoff)
-		if !sleep(ctx, backoff) {
+		if !wait.Sleep(ctx, backoff) {
 			return
 		}
 		backoff = min(backoff*2, watchBackoffMax)
