@@ -60,7 +60,7 @@ func reportWhere(q ReportQuery) string {
 	}
 	w := []string{
 		fmt.Sprintf("minute >= toDateTime(%d)", q.Since.Unix()),
-		fmt.Sprintf("minute < toDateTime(%d)", until.Unix()),
+		fmt.Sprintf("minute < toDateTime(%d)", ceilUnix(until)),
 	}
 	if q.App != "" {
 		w = append(w, "app_id = "+Quote(q.App))
@@ -72,6 +72,16 @@ func reportWhere(q ReportQuery) string {
 		w = append(w, ProductionCondition)
 	}
 	return strings.Join(w, " AND ")
+}
+
+// ceilUnix is t in whole seconds, rounded up. A minute row holds events
+// from its first second on, so at 12:00:00.4 the 12:00 row already
+// counts; truncating until would leave it out for that second.
+func ceilUnix(t time.Time) int64 {
+	if t.Nanosecond() > 0 {
+		return t.Unix() + 1
+	}
+	return t.Unix()
 }
 
 // ReportSQL is the per app and version summary over the rollup. Columns:
