@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/capstan-io/capstan/ingest"
@@ -197,7 +199,8 @@ func TestLongRetriesKeepAckDeadlines(t *testing.T) {
 	}
 	t.Cleanup(func() { conn.Close() })
 	ne := startNATS(t)
-	cfg := testConfig(ne.js, conn)
+	gate := &gatedConn{Conn: conn}
+	cfg := testConfig(ne.js, gate)
 	cfg.Flavor = schema.FlavorLegacy
 	cfg.AckWait = time.Second
 	r := startConsumer(t, cfg)
@@ -215,9 +218,16 @@ func TestLongRetriesKeepAckDeadlines(t *testing.T) {
 	db := &chDB{srv: srv, name: "default", conn: srv.Conn(t, "default")}
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
+	// Consumers migrate before their first insert; this one was given a
+	// bare connection, so the schema must appear to it all at once. An
+	// insert landing between two migrations would miss a view.
+	gate.closed.Store(true)
+	closedAt := r.metric(t, "capstan_consumer_insert_errors_total")
+	waitFor(t, "the attempt in flight ends", func() bool { return r.metric(t, "capstan_consumer_insert_errors_total") >= closedAt+2 })
 	if err := schema.Migrate(ctx, db.conn, schema.MigrateOptions{Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		t.Fatal(err)
 	}
+	gate.closed.Store(false)
 	db.waitCounts(t, n)
 	waitFor(t, "stream drained", func() bool { return streamEmpty(t, ne.js) })
 	if got := r.metric(t, "capstan_consumer_redeliveries_total"); got != 0 {
@@ -377,4 +387,18 @@ func TestInsertFailedInViewsRetriedWhole(t *testing.T) {
 	}
 	db.waitCounts(t, n)
 	waitFor(t, "stream drained", func() bool { return streamEmpty(t, ne.js) })
+}
+
+// gatedConn is a real ClickHouse connection whose inserts fail, as a
+// retryable error, while closed.
+type gatedConn struct {
+	driver.Conn
+	closed atomic.Bool
+}
+
+func (g *gatedConn) PrepareBatch(ctx context.Context, query string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
+	if g.closed.Load() {
+		return nil, errors.New("inserts held while the schema is migrated")
+	}
+	return g.Conn.PrepareBatch(ctx, query, opts...)
 }
