@@ -732,6 +732,11 @@ func TestClusterMigrationsRender(t *testing.T) {
 				if !strings.HasPrefix(s, "INSERT") && !strings.Contains(s, " ON CLUSTER `c1`") {
 					t.Errorf("%v: not ON CLUSTER: %s", f, s)
 				}
+				// 18.16's distributed-DDL worker can die when both
+				// replicas of a shard run one ALTER ON CLUSTER.
+				if strings.HasPrefix(s, "ALTER") {
+					t.Errorf("%v: cluster migrations ALTER: %s", f, s)
+				}
 			}
 		}
 		for _, want := range []string{
@@ -743,7 +748,7 @@ func TestClusterMigrationsRender(t *testing.T) {
 			"ENGINE = Distributed('c1', 'db', 'capstan_rollup_minute_local', rand())",
 			"TO `db`.capstan_rollup_minute_local AS",
 			"FROM `db`.capstan_events_local\nGROUP BY minute",
-			"DROP TABLE IF EXISTS `db`.capstan_events ON CLUSTER `c1`",
+			"    reported_version_name String DEFAULT '',\n    ignored UInt8 DEFAULT 0,\n",
 		} {
 			if !strings.Contains(all.String(), want) {
 				t.Errorf("%v: cluster migrations lack %q", f, want)

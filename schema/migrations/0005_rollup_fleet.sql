@@ -1,17 +1,11 @@
 -- What the device sent as version_name when the event names another
 -- failing bundle, and the flag of events kept but never counted as
--- failures (download_fail of plugins before 7.17.0 / 6.14.25).
+-- failures (download_fail of plugins before 7.17.0 / 6.14.25). A
+-- cluster's table has them from 0001.
+{{- if not .Cluster}}
 ALTER TABLE {{.DB}}.capstan_events{{.Local}}{{.On}} {{.AddColumn}} reported_version_name String DEFAULT '' AFTER is_prod;
 
 ALTER TABLE {{.DB}}.capstan_events{{.Local}}{{.On}} {{.AddColumn}} ignored UInt8 DEFAULT 0 AFTER reported_version_name;
-{{- if .Cluster}}
-
--- The Distributed table takes the new columns by being created again
--- (it holds no rows; 18.16 refuses ON CLUSTER ALTER of a table that is
--- not replicated on a cluster with internal_replication).
-DROP TABLE IF EXISTS {{.DB}}.capstan_events{{.On}};
-
-{{.Distributed "capstan_events" .EventsShardingKey}}
 {{- end}}
 
 -- Per-minute rollup that can count production, non-emulator devices only
