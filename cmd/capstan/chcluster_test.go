@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -34,11 +33,8 @@ func TestClickHouseCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs ZooKeeper and four ClickHouse servers")
 	}
-	for _, k := range []string{"CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL", "CAPSTAN_GUARD",
-		"CAPSTAN_CLICKHOUSE_URL", "CAPSTAN_CLICKHOUSE_CLUSTER"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
+	unsetEnv(t, "CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL", "CAPSTAN_GUARD",
+		"CAPSTAN_CLICKHOUSE_URL", "CAPSTAN_CLICKHOUSE_CLUSTER")
 	began := time.Now()
 	const clusterName, db = "capstan", "capstan"
 	cl := chtest.StartCluster(t, clusterName, 2, 2)
@@ -263,15 +259,7 @@ func TestClickHouseCluster(t *testing.T) {
 	if err := q.QueryRow(ctx, "SELECT any(event_id) FROM capstan_events WHERE app_id = ? AND device_id = 'dev-05'", app).Scan(&dupID); err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect("nats://" + natsAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStreamAt(t, "nats://"+natsAddr)
 	now := time.Now().UnixMilli()
 	var body []byte
 	for _, e := range []*schema.Event{

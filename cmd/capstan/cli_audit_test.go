@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -77,10 +76,7 @@ func TestServeAuditWiring(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a front")
 	}
-	for _, k := range []string{"CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
+	unsetEnv(t, "CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL")
 	front, metrics := freeAddr(t), freeAddr(t)
 	startFront(t, "--listen", front, "--data-dir", t.TempDir(), "--nats-listen", "",
 		"--consume=false", "--admin-token", "audit-wiring", "--log-level", "warn", "--metrics-listen", metrics)

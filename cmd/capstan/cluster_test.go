@@ -303,10 +303,7 @@ func TestClusterFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 3-node NATS cluster")
 	}
-	for _, k := range []string{"CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL", "CAPSTAN_REPLICAS"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
+	unsetEnv(t, "CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL", "CAPSTAN_REPLICAS")
 	chSrv := chtest.StartServer(t)
 	const chDB = "capstan_cluster"
 	began := time.Now()

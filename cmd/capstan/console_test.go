@@ -73,11 +73,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(uiDir, "node_modules", "playwright-core", "package.json")); err != nil {
 		need("playwright-core not installed in console/ui: run make console (npm ci)")
 	}
-	for _, k := range []string{"CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL", "CAPSTAN_GUARD",
-		"CAPSTAN_GUARD_INTERVAL", "CAPSTAN_ADMIN_LISTEN"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
+	unsetEnv(t, "CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL", "CAPSTAN_GUARD",
+		"CAPSTAN_GUARD_INTERVAL", "CAPSTAN_ADMIN_LISTEN")
 
 	ch := chtest.StartServer(t)
 	dsn := ch.DSN(chtest.DBName(t))

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -28,10 +27,7 @@ func TestFleetReads(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a front with ClickHouse")
 	}
-	for _, k := range []string{"CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL", "CAPSTAN_GUARD", "CAPSTAN_CLICKHOUSE_URL"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
+	unsetEnv(t, "CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL", "CAPSTAN_GUARD", "CAPSTAN_CLICKHOUSE_URL")
 	ch := chtest.StartServer(t)
 	dsn := ch.DSN(chtest.DBName(t))
 	natsAddr, front := freeAddr(t), freeAddr(t)
@@ -78,15 +74,7 @@ func TestFleetReads(t *testing.T) {
 	}
 
 	// A redelivery: the same event reaches the consumer in two messages.
-	nc, err := nats.Connect("nats://" + natsAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetStreamAt(t, "nats://"+natsAddr)
 	now := time.Now().UnixMilli()
 	dup := &schema.Event{ID: fmt.Sprintf("%032x", 0xd0b), ReceivedMs: now, ClientMs: now, AppID: app, DeviceID: "dev-c", Platform: "ios",
 		Action: "set", VersionName: "1.3.0", PluginVersion: "8.51.23", Channel: "production", IsProd: true}
@@ -185,10 +173,7 @@ func TestFleetReads(t *testing.T) {
 	// capstan device show.
 	t.Setenv("CAPSTAN_SERVER", "http://"+front)
 	t.Setenv("CAPSTAN_TOKEN", token)
-	for _, k := range []string{"CAPSTAN_APP", "CAPSTAN_JSON"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
+	unsetEnv(t, "CAPSTAN_APP", "CAPSTAN_JSON")
 	text := mustRun(t, ctx, runDevice, "show", "--app", app, "DEV-A")
 	for _, want := range []string{"device:", "dev-a", "pin:", "beta", "1.2.0 (native 1.0.0)", "8.51.23", "recent events (2, newest first)", "app_launch_ready", "builtin"} {
 		if !strings.Contains(text, want) {

@@ -27,10 +27,7 @@ func TestTwoFronts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two fronts")
 	}
-	for _, k := range []string{"CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
+	unsetEnv(t, "CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL")
 	natsAddr := freeAddr(t)
 	frontA, frontB := freeAddr(t), freeAddr(t)
 	startFront(t, "--listen", frontA, "--data-dir", t.TempDir(), "--nats-listen", natsAddr,

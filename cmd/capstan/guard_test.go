@@ -118,10 +118,7 @@ func TestRolloutGuard(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two fronts with ClickHouse")
 	}
-	for _, k := range []string{"CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL", "CAPSTAN_GUARD", "CAPSTAN_GUARD_INTERVAL"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
+	unsetEnv(t, "CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL", "CAPSTAN_GUARD", "CAPSTAN_GUARD_INTERVAL")
 	ch := chtest.StartServer(t)
 	dsn := ch.DSN(chtest.DBName(t))
 	natsAddr := freeAddr(t)

@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 )
@@ -14,10 +13,7 @@ func TestServePorts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two fronts")
 	}
-	for _, k := range []string{"CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL", "CAPSTAN_METRICS_LISTEN", "CAPSTAN_ADMIN_LISTEN"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
+	unsetEnv(t, "CAPSTAN_NATS_URL", "CAPSTAN_ADMIN_TOKEN", "CAPSTAN_CONSUME", "CAPSTAN_PUBLIC_URL", "CAPSTAN_METRICS_LISTEN", "CAPSTAN_ADMIN_LISTEN")
 	const token = "ports-token"
 	call := func(url string) (int, string) {
 		t.Helper()
