@@ -100,17 +100,7 @@ func (e *env) deltaReusesFiles(t *testing.T) {
 		if !ok {
 			t.Fatalf("download of %s did not finish within 20s", version)
 		}
-		if f := d.notified("downloadFailed"); len(f) > 0 {
-			t.Fatalf("download of %s failed: %v; plugin sent %v", version, f[0], d.sentActions())
-		}
-		next, _ := d.obj("state", nil)["next"].(map[string]any)
-		if next == nil || next["version"] != version {
-			t.Fatalf("next bundle %v, want %s", next, version)
-		}
-		id := next["id"].(string)
-		if d.call("set", m("id", id)) != true {
-			t.Fatalf("set(%s) failed", id)
-		}
+		id := activateNext(t, d, version)
 		got := d.obj("files", m("id", id))
 		for name, content := range deltaFiles(version) {
 			if got[name] != sha([]byte(content)) {

@@ -247,8 +247,15 @@ func install(t *testing.T, d *device, version string) string {
 	if r["branch"] != "download" {
 		t.Fatalf("update check took branch %v (%v), want a download of %s", r["branch"], r["response"], version)
 	}
+	return activateNext(t, d, version)
+}
+
+// activateNext checks the download of version finished as the plugin's
+// next bundle and sets it, returning its bundle id.
+func activateNext(t *testing.T, d *device, version string) string {
+	t.Helper()
 	if f := d.notified("downloadFailed"); len(f) > 0 {
-		t.Fatalf("download of %s failed: %v", version, f[0])
+		t.Fatalf("download of %s failed: %v; plugin sent %v", version, f[0], d.sentActions())
 	}
 	next, _ := d.obj("state", nil)["next"].(map[string]any)
 	if next == nil || next["version"] != version {
