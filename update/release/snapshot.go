@@ -136,18 +136,11 @@ func (s *Snapshot) Bundles(appID string) []*Bundle {
 }
 
 // Override returns the channel an operator pinned the device to.
-// deviceID must already be lowercase. Like its channels, an absent or
-// hidden app's pins are unknown to readers: they stay in the snapshot
-// only until the deletes that sweep them arrive.
+// deviceID must already be lowercase. An absent app's pins stay in the
+// snapshot until the deletes that sweep them arrive; every caller has
+// already looked the app up, so Override, on the update-check path, does
+// not look again.
 func (s *Snapshot) Override(appID, deviceID string) (string, bool) {
-	if s.live(appID) == nil {
-		return "", false
-	}
-	return s.pinned(appID, deviceID)
-}
-
-// pinned is Override without the app check, for builders.
-func (s *Snapshot) pinned(appID, deviceID string) (string, bool) {
 	a := s.overrides[appID]
 	if a == nil {
 		return "", false
@@ -167,7 +160,8 @@ func (s *Snapshot) pinned(appID, deviceID string) (string, bool) {
 	return a.names[i], true
 }
 
-// Overrides calls fn for each override of an app (all apps when appID is "").
+// Overrides calls fn for each override of an app (all apps when appID is
+// ""). Like its channels, an absent or hidden app's pins are not listed.
 func (s *Snapshot) Overrides(appID string, fn func(Override) bool) {
 	if appID != "" {
 		if a := s.overrides[appID]; a != nil && s.live(appID) != nil {
@@ -562,7 +556,7 @@ func (b *Builder) DeleteOverride(appID, deviceID string) {
 		return
 	}
 	i := stringShard(dev)
-	if _, ok := b.next.pinned(appID, dev); !ok {
+	if _, ok := b.next.Override(appID, dev); !ok {
 		return
 	}
 	a, own := b.ovrApp(appID, false)
