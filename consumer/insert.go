@@ -32,21 +32,12 @@ const existsChunk = 2000
 // capstan_events_local and not yet in its views (insert_deduplicate=0,
 // see schema.OpenClickHouseCluster).
 func (c *Consumer) insert(ctx context.Context, rows []*item, check bool) (rejected []*item, err error) {
-	for attempt := 0; len(rows) > 0; {
-		if check && c.cfg.Cluster == "" {
-			stored, err := c.storedIDs(ctx, rows)
-			if err != nil {
-				c.m.insertErrors.Inc()
-				if !c.backoff(ctx, &attempt, "look up stored event ids", err) {
-					return rejected, ctx.Err()
-				}
-				c.m.retries.Inc()
-				continue
-			}
-			rows = withoutStored(rows, stored)
-			check = false
-			continue
+	if check && c.cfg.Cluster == "" {
+		if rows, err = c.unstored(ctx, rows); err != nil {
+			return nil, err
 		}
+	}
+	for attempt := 0; len(rows) > 0; {
 		bad, err := c.send(ctx, rows)
 		if err == nil {
 			return rejected, nil
@@ -80,6 +71,22 @@ func (c *Consumer) insert(ctx context.Context, rows []*item, check bool) (reject
 		c.m.retries.Inc()
 	}
 	return rejected, nil
+}
+
+// unstored drops the rows whose event ids capstan_events already holds,
+// retrying the lookup until ctx ends.
+func (c *Consumer) unstored(ctx context.Context, rows []*item) ([]*item, error) {
+	for attempt := 0; ; {
+		stored, err := c.storedIDs(ctx, rows)
+		if err == nil {
+			return withoutStored(rows, stored), nil
+		}
+		c.m.insertErrors.Inc()
+		if !c.backoff(ctx, &attempt, "look up stored event ids", err) {
+			return nil, ctx.Err()
+		}
+		c.m.retries.Inc()
+	}
 }
 
 // backoff logs a retryable failure and waits before the next attempt;
